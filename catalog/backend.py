@@ -1,0 +1,67 @@
+"""What every catalog service shares: the database engine, metadata files, settings and the audit log."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, insert, select
+
+from catalog import db
+from catalog.identifiers import Namespace, namespace_to_db
+from catalog.metadata_files import MetadataFiles
+from catalog.settings import Settings
+
+ANONYMOUS = "anonymous"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Backend:
+    settings: Settings
+    engine: Engine
+    files: MetadataFiles
+
+    @property
+    def name(self) -> str:
+        return self.settings.catalog.name
+
+    def namespace_exists(self, conn: Connection, ns: Namespace) -> bool:
+        t = db.namespace_properties
+        row = conn.execute(
+            select(t.c.namespace)
+            .where(and_(t.c.catalog_name == self.name, t.c.namespace == namespace_to_db(ns)))
+            .limit(1)
+        ).first()
+        return row is not None
+
+    def audit(
+        self,
+        conn: Connection,
+        action: str,
+        principal: str,
+        ns: Namespace | None = None,
+        name: str | None = None,
+        *,
+        metadata_location: str | None = None,
+        snapshot_id: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an audit record inside the caller's transaction (so it commits with the change)."""
+        conn.execute(
+            insert(db.audit_log).values(
+                ts_ms=now_ms(),
+                catalog_name=self.name,
+                action=action,
+                namespace=namespace_to_db(ns) if ns else None,
+                name=name,
+                principal=principal,
+                metadata_location=metadata_location,
+                snapshot_id=snapshot_id,
+                detail=detail,
+            )
+        )

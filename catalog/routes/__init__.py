@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource. Routes never catch errors: see ``catalog.errors``."""

@@ -1,0 +1,113 @@
+"""Running the catalog server: in the foreground (CLI) or on a background thread (tests, notebooks,
+the main job)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+
+import httpx
+import uvicorn
+
+from catalog.app import create_app
+from catalog.errors import CatalogError
+from catalog.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class UnsafeBindError(CatalogError):
+    iceberg_type = "UnsafeBind"
+    status = 400
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to expose an unauthenticated catalog beyond loopback unless explicitly forced."""
+    cat = settings.catalog
+    if not cat.is_loopback and not cat.auth_enabled and not cat.allow_insecure_bind:
+        raise UnsafeBindError(
+            f"Refusing to bind to {cat.host} without authentication: set LAKEFORGE_CATALOG__CLIENT_ID and "
+            "LAKEFORGE_CATALOG__CLIENT_SECRET, or force it with --allow-insecure-bind"
+        )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def serve(settings: Settings) -> None:
+    """Serve in the foreground until interrupted."""
+    check_bind(settings)
+    log.info("catalog serving on %s:%d (db %s)", settings.catalog.host, settings.catalog.port, settings.database_url)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.catalog.host,
+        port=settings.catalog.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+class CatalogServer:
+    """A real uvicorn server on a background thread; ``uri`` is where clients reach it.
+
+    Example::
+
+        with CatalogServer(settings) as server:
+            ... server.uri ...
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.catalog.port == 0:
+            settings = settings.model_copy(
+                update={"catalog": settings.catalog.model_copy(update={"port": free_port(settings.catalog.host)})}
+            )
+        check_bind(settings)
+        self.settings = settings
+        self.uri = settings.resolved_catalog_uri
+        config = uvicorn.Config(
+            create_app(settings), host=settings.catalog.host, port=settings.catalog.port, log_level="warning",
+            access_log=False, lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="catalog-server", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> CatalogServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._server.started:
+                return self
+            if not self._thread.is_alive():
+                raise RuntimeError(f"catalog server failed to start on {self.uri}")
+            time.sleep(0.02)
+        raise TimeoutError(f"catalog server did not start within {timeout}s on {self.uri}")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> CatalogServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def wait_until_up(uri: str, timeout: float = 30.0) -> None:
+    """Poll ``/healthz`` of a server started elsewhere (another process)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{uri}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"catalog at {uri} not reachable within {timeout}s: {last}")

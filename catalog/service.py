@@ -1,0 +1,28 @@
+"""The catalog service: every store of the lake's catalog over one database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from catalog import db
+from catalog.audit import AuditLog
+from catalog.backend import Backend
+from catalog.metadata_files import MetadataFiles
+from catalog.namespaces import Namespaces
+from catalog.settings import Settings
+from catalog.tables import Tables
+
+
+class CatalogService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        engine = db.make_engine(settings.database_url, fsync=settings.catalog.fsync)
+        db.create_schema(engine)
+        root: Path = settings.object_store_root
+        self.backend = Backend(settings, engine, MetadataFiles(root, fsync=settings.catalog.fsync))
+        self.namespaces = Namespaces(self.backend)
+        self.tables = Tables(self.backend)
+        self.audit = AuditLog(self.backend, self.tables)
+
+    def close(self) -> None:
+        self.backend.engine.dispose()
