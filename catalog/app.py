@@ -52,7 +52,9 @@ class BodySizeLimit:
     async def _reject(self, send: Send) -> None:
         import json
 
-        body = json.dumps(error_body(413, "BadRequestException", f"Request body larger than {self.limit} bytes")).encode()
+        body = json.dumps(
+            error_body(413, "BadRequestException", f"Request body larger than {self.limit} bytes")
+        ).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 

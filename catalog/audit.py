@@ -14,8 +14,18 @@ from catalog.identifiers import Namespace, namespace_to_db
 from catalog.tables import TableIdent, Tables
 
 #: Keys of a report kept in the audit detail (the rest, like the projected schema, is bulky).
-_REPORT_KEYS = ("report-type", "table-name", "snapshot-id", "filter", "schema-id", "projected-field-names",
-                "sequence-number", "operation", "metrics", "metadata")
+_REPORT_KEYS = (
+    "report-type",
+    "table-name",
+    "snapshot-id",
+    "filter",
+    "schema-id",
+    "projected-field-names",
+    "sequence-number",
+    "operation",
+    "metrics",
+    "metadata",
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,9 @@ class AuditLog:
             raise NoSuchTableError(f"Table does not exist: {ident}")
         detail = {k: report[k] for k in _REPORT_KEYS if k in report}
         with self.b.engine.begin() as conn:
-            self.b.audit(conn, report_type, principal, ident.namespace, ident.name, snapshot_id=snapshot_id, detail=detail)
+            self.b.audit(
+                conn, report_type, principal, ident.namespace, ident.name, snapshot_id=snapshot_id, detail=detail
+            )
 
     def query(
         self,

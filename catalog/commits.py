@@ -44,7 +44,9 @@ def validate_requirement(requirement: TableRequirement, base: TableMetadata | No
                 f"Requirement failed: branch or tag {requirement.ref} is missing, expected {requirement.snapshot_id}"
             )
         if ref is not None and requirement.snapshot_id is None:
-            raise CommitFailedError(f"Requirement failed: {ref.snapshot_ref_type} {requirement.ref} was created concurrently")
+            raise CommitFailedError(
+                f"Requirement failed: {ref.snapshot_ref_type} {requirement.ref} was created concurrently"
+            )
         if ref is not None and ref.snapshot_id != requirement.snapshot_id:
             raise CommitFailedError(
                 f"Requirement failed: {ref.snapshot_ref_type} {requirement.ref} has changed: "

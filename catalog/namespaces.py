@@ -50,7 +50,9 @@ class Namespaces:
             rows = conn.execute(select(t.c.namespace).where(t.c.catalog_name == self.b.name).distinct()).all()
         return sorted(namespace_from_db(r[0]) for r in rows)
 
-    def list(self, parent: Namespace | None, page_token: str | None, page_size: int) -> tuple[list[Namespace], str | None]:
+    def list(
+        self, parent: Namespace | None, page_token: str | None, page_size: int
+    ) -> tuple[list[Namespace], str | None]:
         if parent and not self.exists(parent):
             raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(parent)}")
         depth = len(parent) + 1 if parent else 1

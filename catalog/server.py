@@ -71,8 +71,12 @@ class CatalogServer:
         self.settings = settings
         self.uri = settings.resolved_catalog_uri
         config = uvicorn.Config(
-            create_app(settings), host=settings.catalog.host, port=settings.catalog.port, log_level="warning",
-            access_log=False, lifespan="on",
+            create_app(settings),
+            host=settings.catalog.host,
+            port=settings.catalog.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="catalog-server", daemon=True)
@@ -95,7 +99,9 @@ class CatalogServer:
     def __enter__(self) -> CatalogServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

@@ -127,7 +127,9 @@ class Tables:
         location = self.pointer(ident)
         return location, self.b.files.read_bytes(location)
 
-    def list(self, ns: Namespace, page_token: str | None, page_size: int, kind: str = TABLE_TYPE) -> tuple[list[str], str | None]:
+    def list(
+        self, ns: Namespace, page_token: str | None, page_size: int, kind: str = TABLE_TYPE
+    ) -> tuple[list[str], str | None]:
         t = db.iceberg_tables
         with self.b.engine.connect() as conn:
             if not self.b.namespace_exists(conn, ns):
@@ -305,7 +307,9 @@ class Tables:
                     self._delete_old_metadata(s.base, s.metadata)
             by_ident = {s.change.ident: s for s in staged}
             return [
-                LoadedTable(by_ident[c.ident].new_location or by_ident[c.ident].old_location, by_ident[c.ident].metadata)
+                LoadedTable(
+                    by_ident[c.ident].new_location or by_ident[c.ident].old_location, by_ident[c.ident].metadata
+                )
                 for c in changes
             ]
         raise AssertionError("unreachable")

@@ -66,7 +66,9 @@ def load_table(
     if snapshots == "refs":
         metadata = service.backend.files.read_table(location)
         referenced = {ref.snapshot_id for ref in metadata.refs.values()}
-        trimmed = metadata.model_copy(update={"snapshots": [s for s in metadata.snapshots if s.snapshot_id in referenced]})
+        trimmed = metadata.model_copy(
+            update={"snapshots": [s for s in metadata.snapshots if s.snapshot_id in referenced]}
+        )
         raw = trimmed.model_dump_json().encode()
     return _json(metadata_json(location, raw))
 
@@ -89,7 +91,9 @@ def commit_table(ident: TableDep, body: CommitTableRequest, service: ServiceDep,
     loaded = service.tables.commit(TableChange(ident, body.requirements, body.updates), principal)
     assert loaded.metadata_location is not None
     raw = service.backend.files.read_bytes(loaded.metadata_location)
-    return _json(b'{"metadata-location":' + json.dumps(loaded.metadata_location).encode() + b',"metadata":' + raw + b"}")
+    return _json(
+        b'{"metadata-location":' + json.dumps(loaded.metadata_location).encode() + b',"metadata":' + raw + b"}"
+    )
 
 
 @router.delete("/namespaces/{namespace}/tables/{table}", status_code=204)
@@ -112,7 +116,9 @@ def rename_table(body: RenameTableRequest, service: ServiceDep, principal: Princ
 
 
 @router.post("/namespaces/{namespace}/register")
-def register_table(ns: NamespaceDep, body: RegisterTableRequest, service: ServiceDep, principal: PrincipalDep) -> Response:
+def register_table(
+    ns: NamespaceDep, body: RegisterTableRequest, service: ServiceDep, principal: PrincipalDep
+) -> Response:
     ident = TableIdent(ns, validate_table_name(body.name))
     loaded = service.tables.register(ident, body.metadata_location, body.overwrite, principal)
     raw = service.backend.files.read_bytes(body.metadata_location)
@@ -120,7 +126,9 @@ def register_table(ns: NamespaceDep, body: RegisterTableRequest, service: Servic
 
 
 @router.post("/namespaces/{namespace}/tables/{table}/metrics", status_code=204)
-def report_metrics(ident: TableDep, body: ReportMetricsRequest, service: ServiceDep, principal: PrincipalDep) -> Response:
+def report_metrics(
+    ident: TableDep, body: ReportMetricsRequest, service: ServiceDep, principal: PrincipalDep
+) -> Response:
     service.audit.record_report(ident, body.report_type, body.snapshot_id, body.model_dump(by_alias=True), principal)
     return Response(status_code=204)
 
