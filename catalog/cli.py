@@ -66,7 +66,3 @@ def serve(
     except UnsafeBindError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-
-
-if __name__ == "__main__":
-    app()

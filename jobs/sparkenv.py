@@ -5,7 +5,9 @@
 * the Iceberg Spark runtime jar shipped by the ``snowpark-connect-deps-iceberg`` wheel (``jars/``);
 * the repository's ``spark-defaults.conf`` (``conf/``), so every entry point reads the one config;
 * a ``conf/spark-env.sh`` that points ``PYSPARK_PYTHON`` at this environment's interpreter, so
-  Python workers started by plain ``spark-submit`` import the project's packages.
+  Python workers started by plain ``spark-submit`` import the project's packages;
+* a ``bin/find-spark-home`` next to the interpreter that names that pyspark as ``SPARK_HOME``
+  (pip's version asks whatever ``python3`` is first on PATH, which fails outside an activated venv).
 """
 
 from __future__ import annotations
@@ -100,10 +102,21 @@ def install(python: str | None = None) -> SparkEnv:
         f'export PYSPARK_PYTHON="${{PYSPARK_PYTHON:-{interpreter}}}"\n'
         f'export PYSPARK_DRIVER_PYTHON="${{PYSPARK_DRIVER_PYTHON:-{interpreter}}}"\n'
     )
-    if not env_script.exists() or env_script.read_text() != content:
-        env_script.write_text(content)
-        log.info("wrote %s", env_script)
+    _write_if_changed(env_script, content)
+    finder = Path(interpreter).parent / "find-spark-home"
+    if finder.exists():
+        _write_if_changed(
+            finder,
+            "# Written by lakeforge setup (jobs/sparkenv.py): this environment's Spark is its pyspark.\n"
+            f'export SPARK_HOME="${{SPARK_HOME:-{home}}}"\n',
+        )
     return SparkEnv(home, jar, defaults, env_script)
+
+
+def _write_if_changed(path: Path, content: str) -> None:
+    if not path.exists() or path.read_text() != content:
+        path.write_text(content)
+        log.info("wrote %s", path)
 
 
 def check() -> list[str]:
