@@ -71,6 +71,7 @@ raw_dataset_versions = Table(
     Column("name", String(255), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("ts_ms", BigInteger, nullable=False),
+    Column("principal", String(255), nullable=True),
     Column("definition", JSON, nullable=False),
 )
 

@@ -13,6 +13,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pyiceberg.exceptions import ValidationError as PyIcebergValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,12 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
         return _response(400, "BadRequestException", "Malformed request: " + "; ".join(parts))
+
+    @app.exception_handler(PyIcebergValidationError)
+    async def _invalid_iceberg_object(request: Request, exc: PyIcebergValidationError) -> JSONResponse:
+        # pyiceberg raises its own ValidationError (not a ValueError, so pydantic does not wrap it) while
+        # parsing request bodies, e.g. for a transform "bucket[-1]": the client's error, not ours.
+        return _response(400, "BadRequestException", f"Malformed request: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

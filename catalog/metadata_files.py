@@ -15,6 +15,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from pyiceberg.exceptions import ValidationError as PyIcebergValidationError
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 from pyiceberg.view.metadata import ViewMetadata
 
@@ -90,7 +91,8 @@ class MetadataFiles:
             return cached
         try:
             metadata = TableMetadataUtil.parse_raw(self.read_bytes(location))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, PyIcebergValidationError) as exc:
+            # parse_raw wraps pydantic's errors in pyiceberg's ValidationError, which is not a ValueError.
             raise MetadataFileError(f"Corrupt table metadata file {location}: {exc}") from exc
         self._tables.put(location, metadata)
         return metadata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog import db
@@ -38,6 +38,31 @@ def _check_properties(props: dict[str, str]) -> None:
             raise ValidationFailedError(f"Property {EXISTS_KEY!r} is reserved")
         if not isinstance(value, str) or len(value) > MAX_PROPERTY_VALUE:
             raise ValidationFailedError(f"Invalid value of property {key!r}: a string of at most 1000 characters")
+
+
+def lock_namespace(backend: Backend, conn: Connection, ns: Namespace) -> bool:
+    """Lock namespace ``ns`` for the rest of the transaction on ``conn``; False if it does not exist.
+
+    Every change that depends on a namespace existing (creating a table or child in it, renaming or
+    registering into it, updating its properties) and dropping it call this first. It is a no-op
+    ``UPDATE`` of the namespace's rows: on SQLite that write starts the transaction and takes the
+    database write lock, so the checks that follow cannot be overtaken (a plain ``SELECT`` runs outside
+    the transaction there); on PostgreSQL it row-locks the namespace, so a drop and a create in it
+    serialize instead of both passing their checks (a dropped namespace with a table in it).
+    """
+    t = db.namespace_properties
+    result = conn.execute(
+        update(t)
+        .where(and_(t.c.catalog_name == backend.name, t.c.namespace == namespace_to_db(ns)))
+        .values(property_value=t.c.property_value)
+    )
+    return bool(result.rowcount)
+
+
+def require_namespace(backend: Backend, conn: Connection, ns: Namespace) -> None:
+    """:func:`lock_namespace`, raising NoSuchNamespace when it does not exist."""
+    if not lock_namespace(backend, conn, ns):
+        raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(ns)}")
 
 
 class Namespaces:
@@ -78,7 +103,7 @@ class Namespaces:
         ]
         try:
             with self.b.engine.begin() as conn:
-                if len(ns) > 1 and not self.b.namespace_exists(conn, ns[:-1]):
+                if len(ns) > 1 and not lock_namespace(self.b, conn, ns[:-1]):
                     raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(ns[:-1])} (parent of {dotted(ns)})")
                 if self.b.namespace_exists(conn, ns):
                     raise AlreadyExistsError(f"Namespace already exists: {dotted(ns)}")
@@ -103,16 +128,18 @@ class Namespaces:
     def drop(self, ns: Namespace, principal: str) -> None:
         key = namespace_to_db(ns)
         with self.b.engine.begin() as conn:
-            if not self.b.namespace_exists(conn, ns):
-                raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(ns)}")
+            require_namespace(self.b, conn, ns)  # from here no table or child can appear in it
             t = db.iceberg_tables
             objects = conn.execute(
                 select(func.count()).where(and_(t.c.catalog_name == self.b.name, t.c.table_namespace == key))
             ).scalar_one()
             p = db.namespace_properties
+            # An exact, case-sensitive prefix test: LIKE would treat '_' and '%' in names as wildcards
+            # and is case-insensitive on SQLite, so 'a_b' or 'ab' would seem to have the children of 'aXb.c'/'AB.c'.
+            prefix = key + "."
             children = conn.execute(
                 select(func.count(p.c.namespace.distinct())).where(
-                    and_(p.c.catalog_name == self.b.name, p.c.namespace.like(key.replace("%", r"\%") + ".%", "\\"))
+                    and_(p.c.catalog_name == self.b.name, func.substr(p.c.namespace, 1, len(prefix)) == prefix)
                 )
             ).scalar_one()
             r = db.raw_datasets
@@ -140,9 +167,9 @@ class Namespaces:
         t = db.namespace_properties
         where_ns = and_(t.c.catalog_name == self.b.name, t.c.namespace == key)
         with self.b.engine.begin() as conn:
+            # Locked first: a concurrent drop must not be undone by re-inserting some properties.
+            require_namespace(self.b, conn, ns)
             current = dict(conn.execute(select(t.c.property_key, t.c.property_value).where(where_ns)).all())
-            if not current:
-                raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(ns)}")
             removed = [k for k in removals if k in current]
             missing = [k for k in removals if k not in current]
             touched = list(updates) + removed

@@ -7,10 +7,12 @@ from pathlib import Path
 from catalog import db
 from catalog.audit import AuditLog
 from catalog.backend import Backend
+from catalog.datasets import Datasets
 from catalog.metadata_files import MetadataFiles
 from catalog.namespaces import Namespaces
 from catalog.settings import Settings
 from catalog.tables import Tables
+from catalog.views import Views
 
 
 class CatalogService:
@@ -22,7 +24,9 @@ class CatalogService:
         self.backend = Backend(settings, engine, MetadataFiles(root, fsync=settings.catalog.fsync))
         self.namespaces = Namespaces(self.backend)
         self.tables = Tables(self.backend)
+        self.views = Views(self.backend, self.tables)
         self.audit = AuditLog(self.backend, self.tables)
+        self.datasets = Datasets(self.backend)
 
     def close(self) -> None:
         self.backend.engine.dispose()

@@ -11,11 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
+from pyiceberg.exceptions import ValidationError as PyIcebergValidationError
 from pyiceberg.io import load_file_io
+from pyiceberg.manifest import ManifestFile
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table.locations import load_location_provider
@@ -27,7 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from catalog import db
 from catalog.backend import Backend
-from catalog.commits import apply_updates, validate_requirement
+from catalog.commits import apply_updates, check_partition_spec, check_sort_order, validate_requirement
 from catalog.errors import (
     AlreadyExistsError,
     CatalogError,
@@ -38,6 +43,7 @@ from catalog.errors import (
 )
 from catalog.identifiers import Namespace, dotted, namespace_from_db, namespace_to_db
 from catalog.metadata_files import MetadataFileError, parse_metadata_version
+from catalog.namespaces import require_namespace
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +88,30 @@ def _type_is_table() -> object:
     return (t.c.iceberg_type == TABLE_TYPE) | (t.c.iceberg_type.is_(None))
 
 
+class _StripedLocks:
+    """A fixed set of locks; a table maps to one by hash.
+
+    Commits to one table in this process take turns, so they never lose the pointer swap to each other:
+    without this, N concurrent writers make each commit lose the swap about N times, and the server-side
+    retries run out. The compare-and-swap in the database still guards against other processes.
+    """
+
+    def __init__(self, stripes: int = 64) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    @contextmanager
+    def hold(self, idents: Iterable[TableIdent]) -> Iterator[None]:
+        indexes = sorted({hash(ident) % len(self._locks) for ident in idents})  # one global order: no deadlock
+        with ExitStack() as stack:
+            for index in indexes:
+                stack.enter_context(self._locks[index])
+            yield
+
+
 class Tables:
     def __init__(self, backend: Backend) -> None:
         self.b = backend
+        self._commit_locks = _StripedLocks()
 
     # -- lookups -----------------------------------------------------------------------------------
     def _where(self, ident: TableIdent) -> object:
@@ -174,15 +201,20 @@ class Tables:
                 f"Unsupported format-version {version!r}: this catalog writes format versions 1 and 2"
             )
         try:
-            return new_table_metadata(
+            metadata = new_table_metadata(
                 schema=schema,
                 partition_spec=spec or UNPARTITIONED_PARTITION_SPEC,
                 sort_order=order or UNSORTED_SORT_ORDER,
                 location=(location or self.default_location(ident)).rstrip("/"),
                 properties=props,
             )
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, PyIcebergValidationError) as exc:
             raise ValidationFailedError(f"Invalid table definition: {exc}") from exc
+        check_partition_spec(metadata.spec(), metadata.schema())
+        check_sort_order(
+            metadata.sort_order_by_id(metadata.default_sort_order_id) or UNSORTED_SORT_ORDER, metadata.schema()
+        )
+        return metadata
 
     def _check_creatable(self, conn: object, ident: TableIdent) -> None:
         if not self.b.namespace_exists(conn, ident.namespace):  # type: ignore[arg-type]
@@ -206,6 +238,7 @@ class Tables:
         self.b.files.write_table(location, metadata)
         try:
             with self.b.engine.begin() as conn:
+                require_namespace(self.b, conn, ident.namespace)
                 self._check_creatable(conn, ident)
                 self._insert(conn, ident, location)
                 self.b.audit(conn, "create-table", principal, ident.namespace, ident.name, metadata_location=location)
@@ -279,6 +312,12 @@ class Tables:
             raise ValidationFailedError("A transaction may change each table only once")
         # Lock order: sorted identifiers, so concurrent transactions cannot deadlock (PostgreSQL).
         ordered = sorted(changes, key=lambda c: (c.ident.namespace, c.ident.name))
+        with self._commit_locks.hold(idents):
+            return self._commit_ordered(changes, ordered, principal)
+
+    def _commit_ordered(
+        self, changes: list[TableChange], ordered: list[TableChange], principal: str
+    ) -> list[LoadedTable]:
         retries = self.b.settings.catalog.commit_retries
         for attempt in range(retries + 1):
             with self.b.engine.connect() as conn:
@@ -321,6 +360,7 @@ class Tables:
                 for s in staged:
                     ident = s.change.ident
                     if s.old_location is None:
+                        require_namespace(self.b, conn, ident.namespace)
                         self._insert(conn, ident, s.new_location)  # type: ignore[arg-type]
                     else:
                         result = conn.execute(
@@ -374,22 +414,39 @@ class Tables:
             self._purge(row[0])
 
     def _purge(self, metadata_location: str) -> None:
+        """Delete the files of a dropped table, best effort: the drop has committed, so a file that is
+        already gone or unreadable is logged and skipped, never reported as a failure of the drop."""
+        try:
+            self._purge_files(metadata_location)
+        except Exception:  # noqa: BLE001 - cleanup after a committed drop must not fail the request
+            log.exception("purge of the table at %s stopped early; some files may remain", metadata_location)
+
+    def _purge_files(self, metadata_location: str) -> None:
         from pyiceberg.catalog import delete_data_files, delete_files
 
         try:
             metadata = self.b.files.read_table(metadata_location)
-        except MetadataFileError:
+        except MetadataFileError as exc:
+            log.warning("purge: cannot read %s, deleting nothing: %s", metadata_location, exc.message)
             return
         io = load_file_io({**metadata.properties}, metadata_location)
         manifest_lists: set[str] = set()
-        manifests = []
+        manifests: dict[str, ManifestFile] = {}
         for snapshot in metadata.snapshots:
-            manifests.extend(snapshot.manifests(io))
             manifest_lists.add(snapshot.manifest_list)
-        unique = {m.manifest_path: m for m in manifests}
-        delete_data_files(io, list(unique.values()))
-        delete_files(io, set(unique), "manifest")
+            try:
+                manifests.update((m.manifest_path, m) for m in snapshot.manifests(io))
+            except (OSError, ValueError) as exc:
+                log.warning("purge: cannot read manifest list %s: %s", snapshot.manifest_list, exc)
+        for manifest in manifests.values():
+            try:
+                delete_data_files(io, [manifest])
+            except (OSError, ValueError) as exc:
+                log.warning("purge: cannot read manifest %s: %s", manifest.manifest_path, exc)
+        delete_files(io, set(manifests), "manifest")
         delete_files(io, manifest_lists, "manifest list")
+        statistics = {f.statistics_path for f in (*metadata.statistics, *metadata.partition_statistics)}
+        delete_files(io, statistics, "statistics")
         for entry in metadata.metadata_log:
             self.b.files.delete(entry.metadata_file)
         self.b.files.delete(metadata_location)
@@ -407,8 +464,7 @@ class Tables:
                     from catalog.errors import NoSuchViewError
 
                     raise NoSuchViewError(f"View does not exist: {source}")
-                if not self.b.namespace_exists(conn, dest.namespace):
-                    raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(dest.namespace)}")
+                require_namespace(self.b, conn, dest.namespace)
                 existing = self._row(conn, dest)
                 if existing is not None:
                     other = "View" if (existing[1] or TABLE_TYPE) == VIEW_TYPE else "Table"
@@ -433,8 +489,7 @@ class Tables:
             raise ValidationFailedError(f"Cannot register {ident}: {exc.message}") from exc
         t = db.iceberg_tables
         with self.b.engine.begin() as conn:
-            if not self.b.namespace_exists(conn, ident.namespace):
-                raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(ident.namespace)}")
+            require_namespace(self.b, conn, ident.namespace)
             row = self._row(conn, ident)
             if row is not None and (not overwrite or (row[1] or TABLE_TYPE) != TABLE_TYPE):
                 raise AlreadyExistsError(f"Table already exists: {ident}")

@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from catalog.commits import JAVA_LONG_MAX, JAVA_LONG_MIN
 from catalog.deps import NamespaceDep, PrincipalDep, ServiceDep, TableDep
+from catalog.errors import ValidationFailedError
 from catalog.identifiers import validate_namespace, validate_table_name
 from catalog.models import (
     CommitTableRequest,
@@ -83,8 +85,6 @@ def commit_table(ident: TableDep, body: CommitTableRequest, service: ServiceDep,
     if body.identifier is not None:
         named = TableIdent(validate_namespace(body.identifier.namespace), body.identifier.name)
         if named != ident:
-            from catalog.errors import ValidationFailedError
-
             raise ValidationFailedError(f"Identifier in the body ({named}) does not match the path ({ident})")
     if any(r.type == "assert-create" for r in body.requirements):
         validate_table_name(ident.name)
@@ -129,6 +129,8 @@ def register_table(
 def report_metrics(
     ident: TableDep, body: ReportMetricsRequest, service: ServiceDep, principal: PrincipalDep
 ) -> Response:
+    if body.snapshot_id is not None and not JAVA_LONG_MIN <= body.snapshot_id <= JAVA_LONG_MAX:
+        raise ValidationFailedError(f"Invalid snapshot-id {body.snapshot_id}: does not fit in a 64-bit integer")
     service.audit.record_report(ident, body.report_type, body.snapshot_id, body.model_dump(by_alias=True), principal)
     return Response(status_code=204)
 
@@ -138,8 +140,6 @@ def commit_transaction(body: CommitTransactionRequest, service: ServiceDep, prin
     changes = []
     for change in body.table_changes:
         if change.identifier is None:
-            from catalog.errors import ValidationFailedError
-
             raise ValidationFailedError("Every table change of a transaction needs an identifier")
         ident = TableIdent(validate_namespace(change.identifier.namespace), change.identifier.name)
         changes.append(TableChange(ident, change.requirements, change.updates))
