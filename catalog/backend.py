@@ -39,6 +39,16 @@ class Backend:
         ).first()
         return row is not None
 
+    def dataset_named(self, conn: Connection, ns: Namespace, name: str) -> bool:
+        """Whether a raw dataset holds ``name`` in ``ns`` (tables, views and datasets share names)."""
+        r = db.raw_datasets
+        row = conn.execute(
+            select(r.c.name)
+            .where(and_(r.c.catalog_name == self.name, r.c.namespace == namespace_to_db(ns), r.c.name == name))
+            .limit(1)
+        ).first()
+        return row is not None
+
     def audit(
         self,
         conn: Connection,

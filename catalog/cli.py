@@ -36,6 +36,7 @@ def serve(
         str | None, typer.Option(help="SQLAlchemy URL (default: SQLite under the lake home).")
     ] = None,
     home: Annotated[Path | None, typer.Option(help="Lake home directory.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes sharing the port.")] = 1,
     allow_insecure_bind: Annotated[
         bool, typer.Option(help="Allow a non-loopback bind without authentication.")
     ] = False,
@@ -62,7 +63,7 @@ def serve(
     )
     configure_logging(settings.log_level, settings.log_format)
     try:
-        run(settings)
+        run(settings, workers=workers)
     except UnsafeBindError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc

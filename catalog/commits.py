@@ -17,7 +17,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.exceptions import ValidationError as PyIcebergValidationError
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.metadata import SUPPORTED_TABLE_FORMAT_VERSION, TableMetadata
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import (
     AddPartitionSpecUpdate,
@@ -30,6 +30,7 @@ from pyiceberg.table.update import (
     SetPropertiesUpdate,
     TableRequirement,
     TableUpdate,
+    UpgradeFormatVersionUpdate,
     update_table_metadata,
 )
 
@@ -86,7 +87,7 @@ def _adapt(updates: list[TableUpdate], base: TableMetadata) -> list[TableUpdate]
             if not removals:
                 continue
             properties.difference_update(removals)
-            update = RemovePropertiesUpdate(removals=removals)
+            update = update.model_copy(update={"removals": removals})
         elif isinstance(update, RemoveSnapshotsUpdate):
             ids = [i for i in update.snapshot_ids if i in existing]
             if not ids:
@@ -94,7 +95,7 @@ def _adapt(updates: list[TableUpdate], base: TableMetadata) -> list[TableUpdate]
             existing.difference_update(ids)
             with_stats.difference_update(ids)
             with_partition_stats.difference_update(ids)
-            update = RemoveSnapshotsUpdate(snapshot_ids=ids)
+            update = update.model_copy(update={"snapshot_ids": ids})
         elif isinstance(update, RemoveStatisticsUpdate):
             if update.snapshot_id not in with_stats:
                 continue
@@ -119,6 +120,17 @@ def _check_long_range(value: object, path: str) -> None:
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             _check_long_range(item, f"{path}[{index}]")
+
+
+def check_format_version(updates: list[TableUpdate]) -> None:
+    """pyiceberg 0.12 can neither upgrade to nor write format v3: say so instead of a bare ValueError."""
+    for update in updates:
+        if isinstance(update, UpgradeFormatVersionUpdate) and update.format_version > SUPPORTED_TABLE_FORMAT_VERSION:
+            raise ValidationFailedError(
+                f"Cannot upgrade to format version {update.format_version}: this catalog supports table format "
+                f"versions 1 to {SUPPORTED_TABLE_FORMAT_VERSION} (create the table with 'format-version'="
+                f"'{SUPPORTED_TABLE_FORMAT_VERSION}')"
+            )
 
 
 def check_ranges(updates: list[TableUpdate]) -> None:
@@ -168,6 +180,7 @@ def apply_updates(base: TableMetadata | None, updates: list[TableUpdate], base_l
     """New metadata from ``base`` (``None``: a table being created) and ``updates``."""
     start = base if base is not None else _empty_metadata()
     check_ranges(updates)
+    check_format_version(updates)
     try:
         metadata = update_table_metadata(
             base_metadata=start,

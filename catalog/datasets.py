@@ -75,6 +75,7 @@ from catalog.errors import (
 )
 from catalog.identifiers import MAX_NAME_LENGTH, Namespace, dotted, namespace_to_db
 from catalog.models import StrictWireModel
+from catalog.namespaces import require_namespace
 from catalog.objectstore import S3_SCHEMES, local_path
 from catalog.tables import TableIdent
 
@@ -741,9 +742,11 @@ class Datasets:
         )
 
     def _check_name_free(self, conn: Connection, ident: DatasetIdent) -> None:
-        """404 if the namespace is missing; 409 if an Iceberg table or view has the name."""
-        if not self.b.namespace_exists(conn, ident.namespace):
-            raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(ident.namespace)}")
+        """404 if the namespace is missing; 409 if an Iceberg table or view has the name.
+
+        Locks the namespace for the transaction, so a concurrent drop cannot orphan the dataset.
+        """
+        require_namespace(self.b, conn, ident.namespace)
         t = db.iceberg_tables
         row = conn.execute(
             select(t.c.iceberg_type).where(

@@ -90,7 +90,7 @@ class MetadataFiles:
         if cached is not None:
             return cached
         try:
-            metadata = TableMetadataUtil.parse_raw(self.read_bytes(location))
+            metadata = TableMetadataUtil.parse_raw(self.read_bytes(location))  # type: ignore[arg-type]  # bytes work
         except (ValueError, TypeError, PyIcebergValidationError) as exc:
             # parse_raw wraps pydantic's errors in pyiceberg's ValidationError, which is not a ValueError.
             raise MetadataFileError(f"Corrupt table metadata file {location}: {exc}") from exc

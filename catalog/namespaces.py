@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
@@ -155,7 +156,7 @@ class Namespaces:
             self.b.audit(conn, "drop-namespace", principal, ns)
 
     def update_properties(
-        self, ns: Namespace, removals: list[str], updates: dict[str, str], principal: str
+        self, ns: Namespace, removals: builtins.list[str], updates: dict[str, str], principal: str
     ) -> PropertiesUpdate:
         overlap = set(removals) & set(updates)
         if overlap:

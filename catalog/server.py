@@ -3,7 +3,9 @@ the main job)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -40,17 +42,43 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def serve(settings: Settings) -> None:
-    """Serve in the foreground until interrupted."""
+def serve(settings: Settings, workers: int = 1) -> None:
+    """Serve in the foreground until interrupted, with ``workers`` processes sharing the port.
+
+    Several workers are safe: commits are compare-and-swaps in the database, and metadata files are
+    immutable, so each process's cache stays valid. Workers get the settings through the environment.
+    """
     check_bind(settings)
-    log.info("catalog serving on %s:%d (db %s)", settings.catalog.host, settings.catalog.port, settings.database_url)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.catalog.host,
-        port=settings.catalog.port,
-        log_level="warning",
-        access_log=False,
+    log.info(
+        "catalog serving on %s:%d with %d worker(s) (db %s)",
+        settings.catalog.host,
+        settings.catalog.port,
+        workers,
+        settings.database_url,
     )
+    common = {"host": settings.catalog.host, "port": settings.catalog.port, "log_level": "warning", "access_log": False}
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    os.environ.update(settings_environment(settings))
+    uvicorn.run("catalog.app:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Environment variables that rebuild ``settings`` in another process (secrets included)."""
+    catalog = settings.catalog.model_dump(mode="json")
+    for key in ("client_secret", "signing_key"):
+        secret = getattr(settings.catalog, key)
+        catalog[key] = secret.get_secret_value() if secret is not None else None
+    env = {
+        "LAKEFORGE_HOME": str(settings.home),
+        "LAKEFORGE_LOG_LEVEL": settings.log_level,
+        "LAKEFORGE_LOG_FORMAT": settings.log_format,
+        "LAKEFORGE_CATALOG": json.dumps(catalog),
+    }
+    if settings.catalog_uri:
+        env["LAKEFORGE_CATALOG_URI"] = settings.catalog_uri
+    return env
 
 
 class CatalogServer:

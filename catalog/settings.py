@@ -1,7 +1,8 @@
 """The one settings object of lakeforge.
 
 Every value can be set by an environment variable: ``LAKEFORGE_<FIELD>`` for top-level fields and
-``LAKEFORGE_CATALOG__<FIELD>`` for the catalog section (nested sections use ``__``).
+``LAKEFORGE_CATALOG__<FIELD>`` for the catalog section, ``LAKEFORGE_CLUSTER__<FIELD>`` for the cluster
+section (nested sections use ``__``).
 Tests and entry points build :class:`Settings` explicitly; everything else calls :func:`get_settings`.
 """
 
@@ -60,6 +61,16 @@ class CatalogSettings(BaseModel):
         return self
 
 
+class ClusterSettings(BaseModel):
+    """How EMR-like clusters run on this machine (the cluster itself is described by its YAML config)."""
+
+    dir: Path | None = Field(None, description="Where cluster directories go; default: <home>/clusters.")
+    reconcile_interval_seconds: float = Field(
+        1.0, gt=0, description="Period of the reconcile loop (steps, Spot, scaling, idle timeout)."
+    )
+    provision_workers: int = Field(1, ge=1, description="Nodes provisioned at once (1: one after another).")
+
+
 class Settings(BaseSettings):
     """Root settings: where the lake lives and how each component reaches the others."""
 
@@ -70,6 +81,7 @@ class Settings(BaseSettings):
     log_format: str = Field("text", pattern="^(text|json)$", description="'text' or 'json' (one object a line).")
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)  # type: ignore[arg-type]
     catalog_uri: str | None = Field(None, description="URL clients use for the catalog; default from host/port.")
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)  # type: ignore[arg-type]
 
     @property
     def database_url(self) -> str:
@@ -83,6 +95,11 @@ class Settings(BaseSettings):
     def object_store_root(self) -> Path:
         """Local directory behind ``s3://`` URIs: one sub-directory per bucket."""
         return self.home / "s3"
+
+    @property
+    def clusters_dir(self) -> Path:
+        """Directory holding one sub-directory per cluster (events, node directories, step logs)."""
+        return self.cluster.dir or self.home / "clusters"
 
     @property
     def resolved_catalog_uri(self) -> str:

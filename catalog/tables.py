@@ -8,6 +8,7 @@ the commit is retried on the new base (requirements re-validated) a few times be
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import random
@@ -27,7 +28,7 @@ from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata, new_table_metadata
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import AssertCreate, TableRequirement, TableUpdate
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from catalog import db
@@ -83,7 +84,7 @@ class _Staged:
     base: TableMetadata | None
 
 
-def _type_is_table() -> object:
+def _type_is_table() -> ColumnElement[bool]:
     t = db.iceberg_tables
     return (t.c.iceberg_type == TABLE_TYPE) | (t.c.iceberg_type.is_(None))
 
@@ -114,7 +115,7 @@ class Tables:
         self._commit_locks = _StripedLocks()
 
     # -- lookups -----------------------------------------------------------------------------------
-    def _where(self, ident: TableIdent) -> object:
+    def _where(self, ident: TableIdent) -> ColumnElement[bool]:
         t = db.iceberg_tables
         return and_(
             t.c.catalog_name == self.b.name,
@@ -122,12 +123,10 @@ class Tables:
             t.c.table_name == ident.name,
         )
 
-    def _row(self, conn: object, ident: TableIdent) -> tuple[str | None, str | None] | None:
+    def _row(self, conn: Connection, ident: TableIdent) -> tuple[str | None, str | None] | None:
         """``(metadata_location, iceberg_type)`` of the object named ``ident``, or None."""
         t = db.iceberg_tables
-        row = conn.execute(  # type: ignore[attr-defined]
-            select(t.c.metadata_location, t.c.iceberg_type).where(self._where(ident))
-        ).first()
+        row = conn.execute(select(t.c.metadata_location, t.c.iceberg_type).where(self._where(ident))).first()
         return (row[0], row[1]) if row else None
 
     def pointer(self, ident: TableIdent) -> str:
@@ -216,14 +215,16 @@ class Tables:
         )
         return metadata
 
-    def _check_creatable(self, conn: object, ident: TableIdent) -> None:
-        if not self.b.namespace_exists(conn, ident.namespace):  # type: ignore[arg-type]
+    def _check_creatable(self, conn: Connection, ident: TableIdent) -> None:
+        if not self.b.namespace_exists(conn, ident.namespace):
             raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(ident.namespace)}")
         row = self._row(conn, ident)
         if row is not None:
             if (row[1] or TABLE_TYPE) == VIEW_TYPE:
                 raise AlreadyExistsError(f"View with same name already exists: {ident}")
             raise AlreadyExistsError(f"Table already exists: {ident}")
+        if self.b.dataset_named(conn, ident.namespace, ident.name):
+            raise AlreadyExistsError(f"Raw dataset with same name already exists: {ident}")
 
     def stage_create(self, ident: TableIdent, metadata: TableMetadata) -> LoadedTable:
         """Staged create (CTAS/RTAS): check, build metadata, write and register nothing."""
@@ -249,8 +250,8 @@ class Tables:
             raise AlreadyExistsError(f"Table already exists: {ident}") from exc
         return LoadedTable(location, metadata)
 
-    def _insert(self, conn: object, ident: TableIdent, location: str) -> None:
-        conn.execute(  # type: ignore[attr-defined]
+    def _insert(self, conn: Connection, ident: TableIdent, location: str) -> None:
+        conn.execute(
             insert(db.iceberg_tables).values(
                 catalog_name=self.b.name,
                 table_namespace=namespace_to_db(ident.namespace),
@@ -275,7 +276,7 @@ class Tables:
         (result,) = self.commit_many([change], principal)
         return result
 
-    def _stage(self, conn: object, change: TableChange) -> _Staged:
+    def _stage(self, conn: Connection, change: TableChange) -> _Staged:
         row = self._row(conn, change.ident)
         creating = any(isinstance(r, AssertCreate) for r in change.requirements)
         if row is not None and (row[1] or TABLE_TYPE) == VIEW_TYPE:
@@ -287,8 +288,10 @@ class Tables:
         if row is None:
             if not creating:
                 raise NoSuchTableError(f"Table does not exist: {change.ident}")
-            if not self.b.namespace_exists(conn, change.ident.namespace):  # type: ignore[arg-type]
+            if not self.b.namespace_exists(conn, change.ident.namespace):
                 raise NoSuchNamespaceError(f"Namespace does not exist: {dotted(change.ident.namespace)}")
+            if self.b.dataset_named(conn, change.ident.namespace, change.ident.name):
+                raise CommitFailedError(f"Raw dataset with same name already exists: {change.ident}")
             base, old_location = None, None
         else:
             old_location = row[0]
@@ -305,7 +308,7 @@ class Tables:
         metadata = apply_updates(base, change.updates, old_location)
         return _Staged(change, old_location, self._new_metadata_location(metadata, old_location), metadata, base)
 
-    def commit_many(self, changes: list[TableChange], principal: str) -> list[LoadedTable]:
+    def commit_many(self, changes: builtins.list[TableChange], principal: str) -> builtins.list[LoadedTable]:
         """Commit every change or none; retried on lost compare-and-swap races."""
         idents = [c.ident for c in changes]
         if len(set(idents)) != len(idents):
@@ -316,8 +319,8 @@ class Tables:
             return self._commit_ordered(changes, ordered, principal)
 
     def _commit_ordered(
-        self, changes: list[TableChange], ordered: list[TableChange], principal: str
-    ) -> list[LoadedTable]:
+        self, changes: builtins.list[TableChange], ordered: builtins.list[TableChange], principal: str
+    ) -> builtins.list[LoadedTable]:
         retries = self.b.settings.catalog.commit_retries
         for attempt in range(retries + 1):
             with self.b.engine.connect() as conn:
@@ -353,7 +356,7 @@ class Tables:
             ]
         raise AssertionError("unreachable")
 
-    def _swap(self, staged: list[_Staged], principal: str) -> None:
+    def _swap(self, staged: builtins.list[_Staged], principal: str) -> None:
         t = db.iceberg_tables
         try:
             with self.b.engine.begin() as conn:
@@ -468,9 +471,11 @@ class Tables:
                 existing = self._row(conn, dest)
                 if existing is not None:
                     other = "View" if (existing[1] or TABLE_TYPE) == VIEW_TYPE else "Table"
-                    if other != noun:
+                    if other != noun or kind == VIEW_TYPE:
                         raise AlreadyExistsError(f"Cannot rename {source} to {dest}. {other} already exists")
                     raise AlreadyExistsError(f"{noun} already exists: {dest}")
+                if self.b.dataset_named(conn, dest.namespace, dest.name):
+                    raise AlreadyExistsError(f"Cannot rename {source} to {dest}. Raw dataset already exists")
                 conn.execute(
                     update(t)
                     .where(self._where(source))
@@ -493,6 +498,8 @@ class Tables:
             row = self._row(conn, ident)
             if row is not None and (not overwrite or (row[1] or TABLE_TYPE) != TABLE_TYPE):
                 raise AlreadyExistsError(f"Table already exists: {ident}")
+            if self.b.dataset_named(conn, ident.namespace, ident.name):
+                raise AlreadyExistsError(f"Raw dataset with same name already exists: {ident}")
             if row is None:
                 self._insert(conn, ident, metadata_location)
             else:
@@ -506,7 +513,7 @@ class Tables:
             )
         return LoadedTable(metadata_location, metadata)
 
-    def all_tables(self) -> list[TableIdent]:
+    def all_tables(self) -> builtins.list[TableIdent]:
         t = db.iceberg_tables
         with self.b.engine.connect() as conn:
             rows = conn.execute(

@@ -35,6 +35,7 @@ from catalog.errors import (
 from catalog.identifiers import Namespace, dotted, namespace_to_db
 from catalog.metadata_files import MetadataFileError, new_view_metadata_location, parse_metadata_version
 from catalog.models import TableIdentifierModel, WireModel
+from catalog.namespaces import require_namespace
 from catalog.tables import TABLE_TYPE, VIEW_TYPE, TableIdent, Tables
 
 log = logging.getLogger(__name__)
@@ -433,6 +434,8 @@ class Views:
             if row[1] == VIEW_TYPE:
                 raise AlreadyExistsError(f"View already exists: {ident}")
             raise AlreadyExistsError(f"Table with same name already exists: {ident}")
+        if self.b.dataset_named(conn, ident.namespace, ident.name):
+            raise AlreadyExistsError(f"Raw dataset with same name already exists: {ident}")
 
     def build_metadata(self, ident: TableIdent, request: CreateViewRequest) -> ViewMetadata:
         """Metadata of a new view: the request's schema, and its version as version 1 on that schema."""
@@ -455,6 +458,7 @@ class Views:
         self.b.files.write_view(location, metadata)
         try:
             with self.b.engine.begin() as conn:
+                require_namespace(self.b, conn, ident.namespace)
                 self._check_creatable(conn, ident)
                 conn.execute(
                     insert(db.iceberg_tables).values(

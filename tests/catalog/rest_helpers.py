@@ -179,7 +179,13 @@ class ServerProcess:
     """
 
     def __init__(
-        self, home: Path, *, fsync: bool = True, env: dict[str, str] | None = None, name: str = "server"
+        self,
+        home: Path,
+        *,
+        fsync: bool = True,
+        env: dict[str, str] | None = None,
+        name: str = "server",
+        extra_args: list[str] | None = None,
     ) -> None:
         from catalog.server import free_port
 
@@ -193,16 +199,20 @@ class ServerProcess:
             "LAKEFORGE_LOG_LEVEL": "WARNING",
             **(env or {}),
         }
+        self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    def start(self, timeout: float = 180.0) -> ServerProcess:
         from catalog.server import wait_until_up
 
         script = Path(sys.executable).parent / "lakeforge"  # the installed console script
-        entry = [str(script)] if script.exists() else [sys.executable, "-c", "from catalog.cli import app; app()"]
-        command = [*entry, "catalog", "serve", "--port", str(self.port), "--home", str(self.home)]
+        entry = [str(script)] if script.exists() else [sys.executable, "-c", "from cluster.cli import app; app()"]
+        command = [*entry, "catalog", "serve", "--port", str(self.port), "--home", str(self.home), *self.extra_args]
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self._env)
+            # Own session: a SIGKILL of the group also reaches worker processes (--workers N).
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=self._env, start_new_session=True
+            )
         try:
             wait_until_up(self.uri, timeout=timeout)
         except TimeoutError:
@@ -211,8 +221,11 @@ class ServerProcess:
         return self
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait(timeout=30)
         self.process = None
 
@@ -222,8 +235,7 @@ class ServerProcess:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+                self.kill()
         self.process = None
 
     def log_tail(self, chars: int = 4000) -> str:

@@ -9,8 +9,8 @@ import random
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +161,7 @@ def test_sigkill_during_commits_leaves_every_table_consistent(server: ServerProc
     try:
         with httpx.Client(base_url=server.uri, timeout=30) as c:
             create_namespace(c, NS)
-            create_table(c, NS, "events", partitioned=False)
             uid = create_table(c, NS, "props", partitioned=False)["metadata"]["table-uuid"]
-        # The two tables' schemas differ from the helper's; "events" is recreated with the batch schema.
-        RestCatalog("setup", uri=server.uri).drop_table(f"{NS}.events")
         RestCatalog("setup", uri=server.uri).create_table(f"{NS}.events", schema=SCHEMA)
         rng = random.Random(7)
         for round_ in range(3):

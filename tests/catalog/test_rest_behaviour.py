@@ -466,8 +466,15 @@ def test_invalid_updates_and_requirements_are_400(api: httpx.Client, ns: str) ->
 def test_upgrade_to_format_v3_is_a_clear_400(api: httpx.Client, ns: str) -> None:
     created = create_table(api, ns, "t", partitioned=False)
     r = commit(api, ns, "t", [], [{"action": "upgrade-format-version", "format-version": 3}])
-    err = assert_error(r, 400)
-    assert "format version" in err["message"].lower() and "3" in err["message"]
+    err = assert_error(r, 400, "IllegalArgumentException")
+    assert "format version 3" in err["message"] and "versions 1 to 2" in err["message"]
+    # The first update of a Java v3 staged create is the same upgrade.
+    staged = create_table(api, ns, "ctas3", stage=True)
+    updates = java_create_updates(staged["metadata"])
+    updates[1] = {"action": "upgrade-format-version", "format-version": 3}
+    err = assert_error(commit(api, ns, "ctas3", [{"type": "assert-create"}], updates), 400)
+    assert "format version 3" in err["message"]
+    assert api.head(tables_url(ns, "ctas3")).status_code == 404
     assert load_table(api, ns, "t")["metadata-location"] == created["metadata-location"]
     r = api.post(tables_url(ns), json={"name": "v3", "schema": SCHEMA, "properties": {"format-version": "3"}})
     err = assert_error(r, 400)
@@ -785,3 +792,25 @@ def test_added_specs_and_orders_must_fit_the_schema(api: httpx.Client, ns: str) 
     good = {"spec-id": 1, "fields": [{"source-id": 1, "field-id": 1000, "transform": "bucket[8]", "name": "b"}]}
     r = commit(api, ns, "t", [], [{"action": "add-spec", "spec": good}, {"action": "set-default-spec", "spec-id": -1}])
     assert r.status_code == 200, r.text
+
+
+def test_gzip_metadata_and_old_file_cleanup(api: httpx.Client, ns: str) -> None:
+    props = {
+        "write.metadata.compression-codec": "gzip",
+        "write.metadata.delete-after-commit.enabled": "true",
+        "write.metadata.previous-versions-max": "1",
+    }
+    created = create_table(api, ns, "t", partitioned=False, properties=props)
+    assert created["metadata-location"].endswith(".gz.metadata.json")
+    assert local_path(created["metadata-location"]).read_bytes()[:2] == b"\x1f\x8b"
+    for n in range(3):
+        r = commit(api, ns, "t", [], [{"action": "set-properties", "updates": {"n": str(n)}}])
+        assert r.status_code == 200, r.text
+    loaded = load_table(api, ns, "t")
+    assert loaded["metadata"]["properties"]["n"] == "2"
+    assert loaded["metadata-location"].endswith(".gz.metadata.json")
+    # Only the current file and the one the log keeps remain; the server deleted the rest.
+    kept = {local_path(e["metadata-file"]) for e in loaded["metadata"]["metadata-log"]}
+    assert len(kept) == 1
+    assert set(metadata_files(created["metadata"]["location"])) == {*kept, local_path(loaded["metadata-location"])}
+    assert not local_path(created["metadata-location"]).exists()
