@@ -193,9 +193,10 @@ def _die_with_parent() -> None:
 class ServerProcess:
     """``lakeforge catalog serve`` on a free port with its own home, in a separate process."""
 
-    def __init__(self, home: Path, *, fsync: bool) -> None:
+    def __init__(self, home: Path, *, fsync: bool, workers: int = 1) -> None:
         self.home = home
         self.fsync = fsync
+        self.workers = workers
         self.db_path = home / "catalog.db"
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
@@ -204,7 +205,7 @@ class ServerProcess:
 
     def _command(self) -> list[str]:
         exe = Path(sys.executable).parent / "lakeforge"
-        head = [str(exe)] if exe.exists() else [sys.executable, "-m", "catalog.cli"]
+        head = [str(exe)] if exe.exists() else [sys.executable, "-m", "cluster.cli"]
         return [
             *head,
             "catalog",
@@ -215,6 +216,8 @@ class ServerProcess:
             str(self.home),
             "--database-url",
             f"sqlite:///{self.db_path}",
+            "--workers",
+            str(self.workers),
         ]
 
     def launch(self) -> None:
@@ -868,6 +871,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--writers", default="1,4,16", help="writer thread counts, comma-separated (default 1,4,16)")
     p.add_argument("--append-writers", default=None, help="writer counts of the append workload (default 1,4)")
     p.add_argument("--no-append", action="store_true", help="skip the pyarrow append workload")
+    p.add_argument("--server-workers", type=int, default=1, help="server processes (lakeforge catalog serve --workers)")
     p.add_argument(
         "--snapshots", type=int, default=None, help="snapshots of the loadTable table (default 50, quick 10)"
     )
@@ -946,7 +950,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "loadavg_start": loadavg(),
     }
     tmp = Path(tempfile.mkdtemp(prefix="lakeforge-catalog-bench-"))
-    server = ServerProcess(tmp / "lake", fsync=args.fsync)
+    server = ServerProcess(tmp / "lake", fsync=args.fsync, workers=args.server_workers)
     commits: CommitBench | None = None
     load: LoadResult | None = None
     sql: SqlCatalog | None = None
