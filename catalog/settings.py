@@ -112,4 +112,4 @@ class Settings(BaseSettings):
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings from the environment, built once per process."""
-    return Settings()
+    return Settings()  # type: ignore[call-arg]  # pydantic-settings fills the fields (no mypy plugin here)

@@ -1,0 +1,1 @@
+"""``awsglueml``: Glue's ML transforms, re-exported from lakeforge's ``jobs.glue.transforms``."""
