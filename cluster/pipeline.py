@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
+
 from rich.console import Console
 from rich.table import Table
 
