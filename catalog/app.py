@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.auth import Authenticator
 from catalog.errors import error_body, install_error_handlers, install_oauth_handler
-from catalog.routes import config, lake, namespaces, tables, views
+from catalog.routes import bookmarks, config, lake, namespaces, tables, views
 from catalog.service import CatalogService
 from catalog.settings import Settings, get_settings
 
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, service: CatalogService | None 
     app.state.authenticator = Authenticator(settings.catalog)
     install_error_handlers(app)
     install_oauth_handler(app)
-    for module in (config, namespaces, tables, views, lake):
+    for module in (config, namespaces, tables, views, lake, bookmarks):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -1,5 +1,5 @@
-"""A Python client of the lake's data catalog API beyond Iceberg: raw datasets, partitions, versions and
-the audit log (``/lakeforge/v1``).
+"""A Python client of the lake's data catalog API beyond Iceberg: raw datasets, partitions, versions, job
+bookmarks and the audit log (``/lakeforge/v1``).
 
 The crawler registers what it finds with it; Glue-style jobs list the partitions matching a
 ``push_down_predicate``; notebooks read the audit log. Error responses come back as the catalog's own
@@ -43,6 +43,7 @@ import httpx
 
 from catalog import errors
 from catalog.audit import AuditEntry
+from catalog.bookmarks import Bookmark, BookmarkRun, RunStart, sink_ref, validate_job_name, validate_run_id
 from catalog.datasets import (
     AddPartitionsResult,
     Dataset,
@@ -313,6 +314,120 @@ class LakeClient:
         body = {"values": [list(v) for v in values]}
         data = self._request("DELETE", self._dataset_path(namespace, name) + "/partitions", json=body).json()
         return DeletePartitionsResult(data["deleted"], data["missing"])
+
+    # -- job bookmarks ---------------------------------------------------------------------------------
+    @staticmethod
+    def _job_path(job_name: str, *rest: str) -> str:
+        # Checked here too: a name with '/' would otherwise reach the server as another path.
+        validate_job_name(job_name)
+        parts = [quote(job_name, safe=""), *(quote(p, safe="") for p in rest)]
+        return "/lakeforge/v1/bookmarks/" + "/".join(parts)
+
+    def iter_bookmarks(self, *, page_size: int | None = None) -> Iterator[Bookmark]:
+        """Every job bookmark of the catalog, by job name, fetched page by page."""
+        token: str | None = None
+        while True:
+            params = {"pageToken": token, "pageSize": page_size}
+            data = self._request("GET", "/lakeforge/v1/bookmarks", params=params).json()
+            yield from (Bookmark.from_json(b) for b in data["bookmarks"])
+            token = data.get("next-page-token")
+            if not token:
+                return
+
+    def list_bookmarks(self) -> list[Bookmark]:
+        """All job bookmarks of the catalog, by job name."""
+        return list(self.iter_bookmarks())
+
+    def get_bookmark(self, job_name: str) -> Bookmark:
+        """The job's current bookmark. :raises NoSuchBookmarkError: the job has none."""
+        return Bookmark.from_json(self._request("GET", self._job_path(job_name)).json())
+
+    def delete_bookmark(self, job_name: str) -> None:
+        """Delete the job's bookmark with its versions and run history."""
+        self._request("DELETE", self._job_path(job_name))
+
+    def reset_bookmark(self, job_name: str) -> Bookmark:
+        """Clear the job's state (every transformation_ctx): its next run processes everything."""
+        return Bookmark.from_json(self._request("POST", self._job_path(job_name, "reset")).json())
+
+    def rewind_bookmark(self, job_name: str, run_id: str) -> Bookmark:
+        """Set the job's state to what it was right after the committed run ``run_id``.
+
+        :raises ValidationFailedError: the run did not commit. :raises NoSuchJobRunError: no such run.
+        """
+        body = {"run-id": validate_run_id(run_id)}
+        return Bookmark.from_json(self._request("POST", self._job_path(job_name, "rewind"), json=body).json())
+
+    def start_bookmark_run(
+        self,
+        job_name: str,
+        *,
+        option: str = "job-bookmark-enable",
+        run_id: str | None = None,
+        from_run_id: str | None = None,
+        to_run_id: str | None = None,
+    ) -> RunStart:
+        """Start a run (``job-bookmark-enable`` or ``job-bookmark-pause``): the state to process from, and
+        for a paused run with ``from_run_id``/``to_run_id`` the state to process up to.
+
+        :raises JobRunConflictError: the run id was used before, or an earlier run cannot be recovered.
+        """
+        body = {"run-id": run_id, "option": option, "from-run-id": from_run_id, "to-run-id": to_run_id}
+        body = {k: v for k, v in body.items() if v is not None}
+        return RunStart.from_json(self._request("POST", self._job_path(job_name, "runs"), json=body).json())
+
+    def prepare_bookmark_run(
+        self, job_name: str, run_id: str, state: dict[str, Any], namespace: NamespaceLike, table: str
+    ) -> str:
+        """Record the state the run will commit before it writes Iceberg table ``namespace.table``; returns
+        the bookmark token to put into the snapshot summary.
+
+        :raises BookmarkVersionMismatchError: another run committed since this one started.
+        """
+        body = {"state": state, "sink": sink_ref(_levels(namespace), table)}
+        data = self._request("POST", self._job_path(job_name, "runs", run_id, "prepare"), json=body).json()
+        return str(data["token"])
+
+    def commit_bookmark_run(
+        self, job_name: str, run_id: str, expected_version: int, state: dict[str, Any] | None
+    ) -> Bookmark:
+        """Commit the run: its state becomes the job's next version if the bookmark is still at
+        ``expected_version`` (a paused run only ends).
+
+        :raises BookmarkVersionMismatchError: another run committed first (the run is marked failed).
+        """
+        body: dict[str, Any] = {"expected-version": expected_version, "state": state}
+        response = self._request("POST", self._job_path(job_name, "runs", run_id, "commit"), json=body)
+        return Bookmark.from_json(response.json())
+
+    def fail_bookmark_run(self, job_name: str, run_id: str, error: str | None = None) -> BookmarkRun:
+        """Mark a started run failed (its state is not saved)."""
+        response = self._request("POST", self._job_path(job_name, "runs", run_id, "fail"), json={"error": error})
+        return BookmarkRun.from_json(response.json())
+
+    def get_bookmark_run(self, job_name: str, run_id: str) -> BookmarkRun:
+        """One run of the job. :raises NoSuchJobRunError: no such run."""
+        return BookmarkRun.from_json(self._request("GET", self._job_path(job_name, "runs", run_id)).json())
+
+    def iter_bookmark_runs(self, job_name: str, *, page_size: int | None = None) -> Iterator[BookmarkRun]:
+        """The job's runs, newest first, fetched page by page."""
+        path = self._job_path(job_name, "runs")
+        token: str | None = None
+        while True:
+            data = self._request("GET", path, params={"pageToken": token, "pageSize": page_size}).json()
+            yield from (BookmarkRun.from_json(r) for r in data["runs"])
+            token = data.get("next-page-token")
+            if not token:
+                return
+
+    def bookmark_history(self, job_name: str, limit: int | None = None) -> list[BookmarkRun]:
+        """The job's runs, newest first (at most ``limit``)."""
+        runs: list[BookmarkRun] = []
+        for run in self.iter_bookmark_runs(job_name, page_size=min(limit, 1000) if limit else None):
+            if limit is not None and len(runs) >= limit:
+                break
+            runs.append(run)
+        return runs
 
     # -- audit log -------------------------------------------------------------------------------------
     def audit_page(

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -88,6 +89,66 @@ raw_partitions = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("parameters", JSON, nullable=True),
 )
+
+
+# -- job bookmarks (catalog/bookmarks.py) ---------------------------------------------------------------
+#: One row per job: the current bookmark state (per ``transformation_ctx``) and its version.
+bookmarks = Table(
+    "lakeforge_bookmarks",
+    metadata,
+    Column("catalog_name", String(255), primary_key=True),
+    Column("job_name", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),
+    # Successful (state-advancing) runs so far: Glue's ``Run``.
+    Column("run_number", Integer, nullable=False),
+    Column("last_run_id", String(255), nullable=True),
+    Column("previous_run_id", String(255), nullable=True),
+    Column("state", JSON, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+#: Every version a bookmark had (commit, reset, rewind, recovery): what rewinds and ranges read.
+bookmark_versions = Table(
+    "lakeforge_bookmark_versions",
+    metadata,
+    Column("catalog_name", String(255), primary_key=True),
+    Column("job_name", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("run_id", String(255), nullable=True),
+    Column("principal", String(255), nullable=True),
+    Column("state", JSON, nullable=False),
+)
+
+#: Every run of a bookmarked job: started, committed or failed.
+bookmark_runs = Table(
+    "lakeforge_bookmark_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("catalog_name", String(255), nullable=False),
+    Column("job_name", String(255), nullable=False),
+    Column("run_id", String(255), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("option", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("ended_ms", BigInteger, nullable=True),
+    # The bookmark version the run started from, and the one its commit made (enable runs only).
+    Column("base_version", Integer, nullable=False),
+    Column("committed_version", Integer, nullable=True),
+    Column("from_run_id", String(255), nullable=True),
+    Column("to_run_id", String(255), nullable=True),
+    # State recorded before the run's first Iceberg write, and the tables it writes (exactly-once recovery).
+    Column("pending_state", JSON(none_as_null=True), nullable=True),
+    Column("sinks", JSON(none_as_null=True), nullable=True),
+    Column("resolved_by", String(255), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("principal", String(255), nullable=True),
+    UniqueConstraint("catalog_name", "job_name", "run_id", name="uq_bookmark_run"),
+)
+Index("ix_bookmark_runs_job", bookmark_runs.c.catalog_name, bookmark_runs.c.job_name, bookmark_runs.c.base_version)
 
 
 def _sqlite_pragmas(fsync: bool) -> Any:

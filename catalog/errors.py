@@ -101,6 +101,35 @@ class CommitFailedError(CatalogError):
     status = 409
 
 
+class NoSuchBookmarkError(CatalogError):
+    """A job has no bookmark (it never ran with bookmarks, or its bookmark was deleted)."""
+
+    iceberg_type = "NoSuchBookmarkException"
+    status = 404
+
+
+class NoSuchJobRunError(CatalogError):
+    """A job's bookmark has no run with that id."""
+
+    iceberg_type = "NoSuchJobRunException"
+    status = 404
+
+
+class BookmarkVersionMismatchError(CommitFailedError):
+    """Glue's ``GLUE_JOB_BOOKMARK_VERSION_MISMATCH_ERROR``: another run (or a reset) changed the bookmark
+    after this run started, so this run's state is not saved (nor its output accepted by an Iceberg table
+    it writes with its bookmark token)."""
+
+    iceberg_type = "BookmarkVersionMismatchException"
+
+
+class JobRunConflictError(CatalogError):
+    """A job run in the wrong status for the request (committing a failed run, reusing a run id)."""
+
+    iceberg_type = "JobRunConflictException"
+    status = 409
+
+
 class PayloadTooLargeError(CatalogError):
     iceberg_type = "BadRequestException"
     status = 413

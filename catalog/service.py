@@ -7,6 +7,7 @@ from pathlib import Path
 from catalog import db
 from catalog.audit import AuditLog
 from catalog.backend import Backend
+from catalog.bookmarks import Bookmarks
 from catalog.datasets import Datasets
 from catalog.metadata_files import MetadataFiles
 from catalog.namespaces import Namespaces
@@ -27,6 +28,8 @@ class CatalogService:
         self.views = Views(self.backend, self.tables)
         self.audit = AuditLog(self.backend, self.tables)
         self.datasets = Datasets(self.backend)
+        self.bookmarks = Bookmarks(self.backend, self.tables)
+        self.tables.commit_guards.append(self.bookmarks.check_table_commit)
 
     def close(self) -> None:
         self.backend.engine.dispose()

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
@@ -109,10 +109,16 @@ class _StripedLocks:
             yield
 
 
+#: A check of a table commit inside its transaction, before the pointer moves: ``(conn, ident, base metadata
+#: or None, new metadata)``; it raises a CatalogError to refuse the commit (the bookmark token check).
+CommitGuard = Callable[[Connection, "TableIdent", TableMetadata | None, TableMetadata], None]
+
+
 class Tables:
     def __init__(self, backend: Backend) -> None:
         self.b = backend
         self._commit_locks = _StripedLocks()
+        self.commit_guards: list[CommitGuard] = []
 
     # -- lookups -----------------------------------------------------------------------------------
     def _where(self, ident: TableIdent) -> ColumnElement[bool]:
@@ -362,6 +368,8 @@ class Tables:
             with self.b.engine.begin() as conn:
                 for s in staged:
                     ident = s.change.ident
+                    for guard in self.commit_guards:
+                        guard(conn, ident, s.base, s.metadata)
                     if s.old_location is None:
                         require_namespace(self.b, conn, ident.namespace)
                         self._insert(conn, ident, s.new_location)  # type: ignore[arg-type]

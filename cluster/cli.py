@@ -10,12 +10,14 @@ from rich.console import Console
 from catalog.cli import catalog_app, version
 from catalog.logs import configure_logging
 from catalog.settings import get_settings
+from jobs.glue.bookmarks_cli import bookmarks_app
 
 app = typer.Typer(
     no_args_is_help=True,
     help="lakeforge: a local data lake (Iceberg REST catalog, Glue-style jobs, EMR-like cluster on Ray).",
 )
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(bookmarks_app, name="bookmarks")
 app.command()(version)
 
 

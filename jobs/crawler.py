@@ -392,6 +392,9 @@ class FileSchema:
     #: CSV only: the delimiter and whether the first row is a header.
     delimiter: str | None = None
     header: bool = False
+    #: JSON only: records of the sample that did not parse (inferred from the others), and the first error.
+    bad_records: int = 0
+    first_error: str | None = None
 
     @property
     def layout(self) -> Layout:
@@ -520,22 +523,19 @@ def _json_records(text: str, truncated: bool) -> tuple[list[dict[str, Any]], int
     return records, bad, first_error
 
 
-def _infer_json(text: str, truncated: bool) -> Columns:
+def _infer_json(text: str, truncated: bool) -> tuple[Columns, int, str | None]:
+    """The columns of a JSON sample, the records that did not parse and the first parse error."""
     records, bad, first_error = _json_records(text, truncated)
     if not records:
         raise UnreadableFileError(f"invalid JSON: {first_error or 'no object found'}")
     share = bad / (bad + len(records))
     if share > MAX_BAD_JSON_SHARE:
         raise UnreadableFileError(f"invalid JSON: {bad} of {bad + len(records)} records unparseable ({first_error})")
-    if bad:
-        log.warning(
-            "%d of %d JSON records unparseable (%s); inferring from the others", bad, bad + len(records), first_error
-        )
     merged: HiveType = StructType(())
     for record in records:
         merged = merge_types(merged, json_type(record))
     assert isinstance(merged, StructType)
-    return _top_level(merged.fields)
+    return _top_level(merged.fields), bad, first_error
 
 
 @dataclass(frozen=True)
@@ -708,7 +708,8 @@ def infer_file_schema(path: Path, sample_bytes: int = DEFAULT_SAMPLE_BYTES) -> F
             "empty file" if not truncated else f"no complete line in the first {len(sample)} bytes"
         )
     if stripped[0] in "{[":
-        return FileSchema("json", compression, _infer_json(text, truncated))
+        columns, bad, first_error = _infer_json(text, truncated)
+        return FileSchema("json", compression, columns, bad_records=bad, first_error=first_error)
     columns, delimiter, header = _infer_csv(text)
     return FileSchema("csv", compression, columns, delimiter, header)
 
@@ -747,6 +748,8 @@ class CrawlReport:
     update_behavior: UpdateBehavior
     tables: list[TableReport] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    #: JSON files read despite some unparseable records in their sample (inferred from the others).
+    partly_unparseable: list[SkippedFile] = field(default_factory=list)
     #: Files whose schema went into a table.
     files_read: int = 0
     #: Files left out by the exclusion patterns.
@@ -1196,10 +1199,20 @@ class _Crawl:
                 self.report.skipped.append(SkippedFile(self.uri(entry.parts), str(exc)))
                 continue
             log.debug("%s: %s, %d columns", self.uri(entry.parts), _describe(schema.layout), len(schema.columns))
+            if schema.bad_records:
+                reason = f"{schema.bad_records} unparseable records in the sample ({schema.first_error})"
+                log.info("%s: %s; inferring from the others", self.uri(entry.parts), reason)
+                self.report.partly_unparseable.append(SkippedFile(self.uri(entry.parts), reason))
             by_folder.setdefault(entry.parts[:-1], []).append((entry, schema))
             if count % 1000 == 0:
                 log.info("classified %d files", count)
         folders = {parts: _majority(entries, self.uri, self.report.skipped) for parts, entries in by_folder.items()}
+        if self.report.partly_unparseable:
+            first = self.report.partly_unparseable[0]
+            log.warning(
+                "%d file(s) hold unparseable JSON records (schemas inferred from the others), first %s: %s",
+                len(self.report.partly_unparseable), first.file, first.reason,
+            )  # fmt: skip
         log.info("classified %d files in %d folders (%d skipped)", count, len(folders), len(self.report.skipped))
         return folders
 
@@ -1452,12 +1465,16 @@ def report_renderables(report: CrawlReport) -> list[RenderableType]:
             "\n".join(details),
         )
     out: list[RenderableType] = [tables]
-    if report.skipped:
-        skipped = Table(title=f"Skipped files ({len(report.skipped)})")
-        skipped.add_column("file", overflow="fold")
-        skipped.add_column("reason", overflow="fold")
-        for s in report.skipped:
-            skipped.add_row(s.file, s.reason)
-        out.append(skipped)
+    for title, files in (
+        ("Skipped files", report.skipped),
+        ("Read despite unparseable records", report.partly_unparseable),
+    ):
+        if files:
+            listing = Table(title=f"{title} ({len(files)})")
+            listing.add_column("file", overflow="fold")
+            listing.add_column("reason", overflow="fold")
+            for s in files:
+                listing.add_row(s.file, s.reason)
+            out.append(listing)
     out.append(report.summary())
     return out

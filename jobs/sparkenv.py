@@ -8,9 +8,10 @@
   Python workers started by plain ``spark-submit`` import the project's packages;
 * a ``bin/find-spark-home`` next to the interpreter that names that pyspark as ``SPARK_HOME``
   (pip's version asks whatever ``python3`` is first on PATH, which fails outside an activated venv);
-* the lake's object store for Spark: ``jobs/java/*.java`` (a Hadoop FileSystem mapping ``s3://bucket/key``
-  to ``<root>/bucket/key``, plus its FileContext delegate) compiled with ``javac`` against pyspark's
-  Hadoop jar into ``<env>/share/lakeforge/lakeforge-s3fs.jar`` (only when the sources changed) and linked
+* the lake's object store for Spark and the Glue runtime's JVM helpers: ``jobs/java/*.java`` (a Hadoop
+  FileSystem mapping ``s3://bucket/key`` to ``<root>/bucket/key``, plus its FileContext delegate; the
+  Spark SQL UDFs that type JSON values for the DynamicFrame reader) compiled with ``javac`` against
+  pyspark's jars into ``<env>/share/lakeforge/lakeforge-s3fs.jar`` (only when the sources changed) and linked
   into ``jars/``; ``spark-defaults.conf`` registers it for ``s3``, ``s3a`` and ``s3n``, and ``spark-env.sh``
   defaults ``LAKEFORGE_S3_ROOT`` to ``$LAKEFORGE_HOME/s3`` (``<repo>/.lake/s3`` without it);
 * the JDBC drivers of Debian's ``libpostgresql-jdbc-java`` and ``libxerial-sqlite-jdbc-java`` packages
@@ -120,6 +121,12 @@ def _hadoop_api_jar(home: Path) -> Path:
     return found[-1]
 
 
+def _compile_classpath(home: Path) -> str:
+    """pyspark's jars (Hadoop, Spark SQL's UDF interfaces, Jackson), without lakeforge's own jar."""
+    jars = [str(p) for p in sorted((home / "jars").glob("*.jar")) if p.name != S3FS_JAR]
+    return os.pathsep.join(jars)
+
+
 def _s3fs_fingerprint(sources: list[Path], api_jar: Path, compiler: Path) -> str:
     digest = hashlib.sha256()
     for source in sources:
@@ -152,7 +159,7 @@ def build_s3fs_jar(home: Path, out_dir: Path | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lakeforge-javac-") as tmp:
         classes = Path(tmp) / "classes"
-        cmd = [str(compiler), "--release", "11", "-nowarn", "-cp", str(api_jar), "-d", str(classes)]
+        cmd = [str(compiler), "--release", "11", "-nowarn", "-cp", _compile_classpath(home), "-d", str(classes)]
         result = subprocess.run([*cmd, *map(str, sources)], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise SparkEnvError(f"javac failed on {JAVA_SOURCES}:\n{result.stdout}{result.stderr}")

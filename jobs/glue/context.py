@@ -30,8 +30,9 @@ raw dataset and adds its partitions.
 The object store: ``GlueContext`` sets Hadoop's ``fs.lakeforge.root`` (unless already set) from
 ``LAKEFORGE_S3_ROOT`` or the lake settings (``<home>/s3``), and the same JVM-wide as system property
 ``lakeforge.s3.root`` for configurations captured earlier (the Iceberg catalog's).
-Streaming sources (``kafka``, ``kinesis``, ``forEachBatch``) belong to the streaming issue and raise
-``NotImplementedError`` saying so.
+Streams (a landing prefix read with ``{"streaming": True}``, ``rate``, ``socket``, ``from_catalog`` with
+``{"streaming": True}``), ``forEachBatch`` with its exactly-once Iceberg writes, and the clear error of
+``kafka``/``kinesis`` live in :mod:`jobs.glue.streaming`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from catalog import errors as catalog_errors
 from catalog.settings import get_settings
-from jobs.glue import jdbc, storage
+from jobs.glue import bookmarks, jdbc, storage
 from jobs.glue.storage import StoredFile
 
 if TYPE_CHECKING:
@@ -83,13 +84,6 @@ class GlueContextError(RuntimeError):
 
 class GlueCatalogError(GlueContextError):
     """A catalog entry (database, table, dataset) that is missing or does not fit the call."""
-
-
-def _streaming_error(what: str) -> NotImplementedError:
-    return NotImplementedError(
-        f"{what}: streaming sources and forEachBatch come with the streaming issue (file-source landing "
-        "prefixes, rate and socket sources); batch sources work today"
-    )
 
 
 def _truthy(value: Any) -> bool:
@@ -203,6 +197,7 @@ class DataSource:
             self.format_options,
             self.push_down_predicate,
             dynamic=False,
+            transformation_ctx=self.transformation_ctx,
             **kwargs,
         )
 
@@ -214,6 +209,7 @@ class DataSource:
             self.format_options,
             self.push_down_predicate,
             dynamic=True,
+            transformation_ctx=self.transformation_ctx,
             **kwargs,
         )
         return self._ctx._to_dynamic(df, self.name)
@@ -709,18 +705,37 @@ class GlueContext(SQLContext):
         push_down_predicate: str = "",
         **options: Any,
     ) -> DataSource:
-        if connection_type in STREAMING_CONNECTIONS:
-            raise _streaming_error(f"connection_type={connection_type!r}")
+        from jobs.glue import streaming
+
+        streaming.check_connection(connection_type)
         return DataSource(self, connection_type, format, transformation_ctx, push_down_predicate, options)
 
-    def getStreamingSource(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
-        raise _streaming_error("getStreamingSource")
+    def getStreamingSource(  # noqa: N802
+        self,
+        connection_type: str,
+        format: str | None = None,  # noqa: A002
+        transformation_ctx: str = "",
+        push_down_predicate: str = "",
+        **options: Any,
+    ) -> DataSource:
+        """``getSource`` of a stream: ``getDataFrame()`` returns a streaming DataFrame."""
+        options = {**options, "streaming": True}
+        return self.getSource(connection_type, format, transformation_ctx, push_down_predicate, **options)
 
-    def forEachBatch(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
-        raise _streaming_error("forEachBatch")
+    def forEachBatch(  # noqa: N802
+        self, frame: Any, batch_function: Callable[[DataFrame, int], Any], options: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Run ``batch_function(data_frame, batch_id)`` on each micro-batch (``streaming.for_each_batch``)."""
+        from jobs.glue import streaming
 
-    def getSampleStreamingDynamicFrame(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
-        raise _streaming_error("getSampleStreamingDynamicFrame")
+        return streaming.for_each_batch(self, frame, batch_function, options)
+
+    def getSampleStreamingDynamicFrame(  # noqa: N802
+        self, frame: Any, options: Mapping[str, Any] | None = None, batch_function: Any = None
+    ) -> Any:
+        from jobs.glue import streaming
+
+        return streaming.sample_stream(self, frame, options, batch_function)
 
     def _read_options(
         self,
@@ -731,13 +746,17 @@ class GlueContext(SQLContext):
         push_down_predicate: str,
         *,
         dynamic: bool,
+        transformation_ctx: str = "",
         **kwargs: Any,
     ) -> DataFrame:
         ctype = (connection_type or "").lower()
-        if ctype in STREAMING_CONNECTIONS:
-            raise _streaming_error(f"connection_type={connection_type!r}")
+        from jobs.glue import streaming
+
+        if streaming.is_streaming_source(ctype, options):
+            return streaming.read_stream(self, ctype, options, fmt, format_options, dynamic=dynamic)
         if ctype in jdbc.JDBC_CONNECTION_TYPES:
             df = jdbc.read(self.spark_session, ctype, options)
+            df = bookmarks.track_jdbc(self, transformation_ctx, ctype, options, df)
             if push_down_predicate:
                 df = df.where(push_down_predicate)
             return self._size(df, 0, {}, kwargs)
@@ -754,6 +773,7 @@ class GlueContext(SQLContext):
         paths = _as_list(options.get("paths") or options.get("path"))
         if not paths:
             raise GlueContextError(f"connection_type {connection_type!r} needs connection_options['paths']")
+        mark = bookmarks.track_files(self, transformation_ctx, options)
         files = storage.list_files(
             paths,
             self.object_store_root,
@@ -762,6 +782,7 @@ class GlueContext(SQLContext):
         )
         if push_down_predicate:
             files = self._prune_hive_files(files, paths, push_down_predicate)
+        files = mark.select(files)
         df = self._load_files(files, fmt, format_options, dynamic=dynamic)
         return self._size(df, sum(f.size for f in files), options, kwargs)
 
@@ -896,7 +917,9 @@ class GlueContext(SQLContext):
         **kwargs: Any,
     ) -> Any:
         database = _database_arg(database, kwargs)
-        df = self._read_catalog(database, table_name, push_down_predicate, additional_options or {}, True, kwargs)
+        df = self._read_catalog(
+            database, table_name, push_down_predicate, additional_options or {}, True, kwargs, transformation_ctx
+        )
         return self._to_dynamic(df, transformation_ctx or str(table_name))
 
     def create_data_frame_from_catalog(
@@ -911,7 +934,9 @@ class GlueContext(SQLContext):
         **kwargs: Any,
     ) -> DataFrame:
         database = _database_arg(database, kwargs)
-        return self._read_catalog(database, table_name, push_down_predicate, additional_options or {}, False, kwargs)
+        return self._read_catalog(
+            database, table_name, push_down_predicate, additional_options or {}, False, kwargs, transformation_ctx
+        )
 
     def _iceberg_ident(self, database: str, table: str) -> str:
         levels = [_quote(level) for level in database.split(".")]
@@ -944,6 +969,7 @@ class GlueContext(SQLContext):
         options: Mapping[str, Any],
         dynamic: bool,
         kwargs: Mapping[str, Any],
+        transformation_ctx: str = "",
     ) -> DataFrame:
         kind, dataset = self._lookup(database, table)
         assert table is not None
@@ -952,6 +978,10 @@ class GlueContext(SQLContext):
                 f"Entity not found: no table or dataset {database}.{table} in the {self.catalog_name} catalog "
                 f"at {self.catalog_uri()}"
             )
+        from jobs.glue import streaming
+
+        if streaming.is_streaming_catalog_read(kind, dataset, options):
+            return streaming.read_catalog_stream(self, database, table, kind, dataset, options, dynamic=dynamic)
         catalog_predicate = str(options.get("catalogPartitionPredicate") or "")
         if kind == "iceberg":
             reader = self.spark_session.read
@@ -964,8 +994,9 @@ class GlueContext(SQLContext):
                     df = df.where(predicate)
             return self._size(df, 0, options, kwargs)
         assert dataset is not None
+        mark = bookmarks.track_files(self, transformation_ctx, options)
         return self._read_dataset(
-            database, table, dataset, push_down_predicate, catalog_predicate, options, dynamic, kwargs
+            database, table, dataset, push_down_predicate, catalog_predicate, options, dynamic, kwargs, mark
         )
 
     def _read_dataset(
@@ -978,6 +1009,7 @@ class GlueContext(SQLContext):
         options: Mapping[str, Any],
         dynamic: bool,
         kwargs: Mapping[str, Any],
+        mark: bookmarks.FileBookmark,
     ) -> DataFrame:
         definition = dataset.definition
         fmt = _check_format(definition.format, READ_FORMATS, "read")
@@ -990,7 +1022,7 @@ class GlueContext(SQLContext):
         data_schema = None if dynamic else _ddl_schema(self.spark_session, definition.columns)
         keys = definition.partition_keys
         if not keys:
-            files = self._list_if_present([definition.location], recurse, exclusions)
+            files = mark.select(self._list_if_present([definition.location], recurse, exclusions))
             df = self._load_files(files, fmt, format_options, dynamic=dynamic, schema=data_schema)
             if push_down_predicate:
                 df = df.where(push_down_predicate)
@@ -999,7 +1031,7 @@ class GlueContext(SQLContext):
         frames: list[DataFrame] = []
         total = 0
         for partition in partitions:
-            files = self._list_if_present([partition.location], recurse, exclusions)
+            files = mark.select(self._list_if_present([partition.location], recurse, exclusions))
             if not files:
                 continue
             total += sum(f.size for f in files)
@@ -1155,7 +1187,9 @@ class GlueContext(SQLContext):
             jdbc.write(self.spark_session, df, ctype, options)
             return
         if ctype in STREAMING_CONNECTIONS:
-            raise _streaming_error(f"connection_type={connection_type!r}")
+            from jobs.glue import streaming
+
+            raise streaming.unavailable_error(ctype)
         if ctype == "delta" or (fmt or "").lower() == "delta":
             self._write_delta(df, options, format_options)
             return
@@ -1457,22 +1491,33 @@ class GlueContext(SQLContext):
                 for f in schema.fields
             ]
         )
-        aligned.writeTo(ident).append()
+        from jobs.glue import streaming
+
+        append = streaming.exactly_once(
+            self, database, table, lambda opts: aligned.writeTo(ident).options(**opts).append()
+        )
+        bookmarks.write_iceberg(self, database, table, append)
         log.info("appended to %s", ident)
 
     def _create_iceberg(self, df: DataFrame, database: str, table: str, keys: Sequence[str]) -> None:
         levels = ".".join(_quote(level) for level in database.split("."))
         self.spark_session.sql(f"CREATE NAMESPACE IF NOT EXISTS {_quote(self.catalog_name)}.{levels}")
         ident = self._iceberg_ident(database, table)
-        writer = df.writeTo(ident).using("iceberg")
-        if keys:
-            writer = writer.partitionedBy(*[F.col(_quote(k)) for k in keys])
-        try:
-            writer.create()
-        except Exception as exc:
-            if "already exists" not in str(exc).lower():
-                raise
-            df.writeTo(ident).append()  # another writer created it first
+
+        def create(options: dict[str, str]) -> None:
+            writer = df.writeTo(ident).using("iceberg").options(**options)
+            if keys:
+                writer = writer.partitionedBy(*[F.col(_quote(k)) for k in keys])
+            try:
+                writer.create()
+            except Exception as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+                df.writeTo(ident).options(**options).append()  # another writer created it first
+
+        from jobs.glue import streaming
+
+        bookmarks.write_iceberg(self, database, table, streaming.exactly_once(self, database, table, create))
         log.info("created Iceberg table %s", ident)
 
     # -- storage utilities ---------------------------------------------------------------------------------

@@ -22,12 +22,13 @@ from pyspark.sql import types as st
 
 from jobs.glue import CHOICE_METADATA_KEY, ERROR_COLUMN
 from jobs.glue import gluetypes as gt
+from jobs.glue.collection import DynamicFrameCollection
 from jobs.glue.errors import ERROR_FIELD, ErrorThresholdExceededError, null_error_column
 from jobs.glue.records import DynamicRecord, unwrap_record, wrap_record
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DynamicFrame", "ResolveOption"]
+__all__ = ["DynamicFrame", "DynamicFrameCollection", "ResolveOption"]
 
 NONE_RETURNED = "User-specified function returned None instead of DynamicRecord"
 _FILTER_DROPS = (KeyError, ValueError, TypeError)
@@ -1064,8 +1065,6 @@ class DynamicFrame:
 
     # -- structural transforms (jobs.glue.ops) ------------------------------------------------------
     def _collection(self, frames: Mapping[str, DynamicFrame]) -> Any:
-        from jobs.glue.collection import DynamicFrameCollection
-
         return DynamicFrameCollection(dict(frames), self.glue_ctx)
 
     def join(
@@ -1158,9 +1157,13 @@ class DynamicFrame:
         totalThreshold: int = 0,  # noqa: N803
         **options: Any,
     ) -> DynamicFrame:
+        """Parse the string field at ``path`` as ``format`` (json or csv); a value that does not parse makes
+        its record an error record of this stage (``transformation_ctx`` or ``unbox``) carrying ``info``."""
         from jobs.glue.ops import structure
 
-        df = structure.unbox(self._df, path, format, options)
+        df = structure.unbox(
+            self._df, path, format, options, stage=self._stage_name("unbox", transformation_ctx), info=info
+        )
         return self._derive(df, "unbox", transformation_ctx, info, stageThreshold, totalThreshold)
 
     def split_fields(

@@ -13,11 +13,20 @@ Types are inferred per value, as Glue does, and merged with :func:`gluetypes.mer
   null.
 
 Each read is two passes over the input, like Spark's own schema inference: a schema pass, then the
-data pass. For JSON the schema pass parses on the executors in Python (``mapInArrow``, one summary
-per partition merged on the driver); the data pass uses Spark's JVM JSON parser whenever the
-inferred schema allows it (no choice that includes ``string``), and the Python parser otherwise.
-CSV is read by Spark's CSV parser with every column as text; the typing of each value and the schema
-pass (one aggregation) are Spark expressions.
+data pass. For JSON lines both run in the JVM when lakeforge's jar carries its JSON helpers
+(``jobs/java/GlueJsonShape.java`` and ``GlueJsonKinds.java``, Spark SQL UDFs built by setup):
+
+* schema pass: every line's *shape* (the Glue type of each of its values) is computed in the JVM and
+  the lines grouped by shape; the driver merges the few distinct shapes;
+* data pass: Spark's JSON parser with the inferred schema (a choice read as its raw text); when a
+  choice has a ``string`` branch, the JSON type of the value at each choice path (GlueJsonKinds) picks
+  the branch, since the parser reads the number 404 and the string "404" into the same text.
+
+Multi-line JSON, ``jsonPath``, top-level arrays of records, string choices inside arrays, and a jar
+without the helpers take the Python passes instead (``mapInArrow`` on the executors, one summary per
+partition merged on the driver), which give the same result, several times slower. CSV is read by
+Spark's CSV parser with every column as text; the typing of each value and the schema pass (one
+aggregation) are Spark expressions.
 """
 
 from __future__ import annotations
@@ -240,14 +249,21 @@ def _encoder(t: gt.DataType) -> Encoder | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _lenient_loads(text: str) -> Any:
+def _lenient_loads(text: str | bytes) -> Any:
     """Parse one JSON text with the standard library (accepts what orjson rejects but Spark's parser
-    accepts, such as lone surrogate escapes); NaN and Infinity are rejected like Spark does here."""
+    accepts, such as lone surrogate escapes, and ignores what follows the first value, as Spark's JSON
+    reader does); NaN and Infinity are rejected like Spark does here."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    value, _end = _STRICT_DECODER.raw_decode(text.lstrip())
+    return value
 
-    def reject(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
 
-    return json.loads(text, parse_constant=reject)
+def _reject_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_number)
 
 
 def _loads(text: str) -> Any:
@@ -756,6 +772,151 @@ def _schema_pass_files(spark: SparkSession, tasks: list[list[Split]]) -> _Schema
     return _merge_summaries(ids.mapInArrow(summarize, _SUMMARY_SCHEMA).collect())
 
 
+# Pass 1 in the JVM: lakeforge's jar carries GlueJsonShape (jobs/java), a Spark SQL UDF giving each line's
+# shape (the Glue type of every value of the record, as compact text). Spark groups the lines by shape, so
+# the driver parses and merges a few dozen distinct shapes, whatever the number of records: the pass costs
+# what Spark's own JSON schema inference costs. GlueJsonKinds gives the JSON type of the values at the
+# choice paths of a record, which pass 2 needs when a choice has a string branch (Spark's parser reads the
+# number 404 and the string "404" into the same text). Without the jar (setup not run), the Python passes
+# above and below do the same work.
+
+SHAPE_UDF = "lakeforge_json_shape"
+KINDS_UDF = "lakeforge_json_kinds"
+#: UDF name: (class, number of arguments).
+_JVM_CLASSES = {SHAPE_UDF: ("lakeforge.glue.GlueJsonShape", 1), KINDS_UDF: ("lakeforge.glue.GlueJsonKinds", 2)}
+_jvm_missing: str | None = None
+
+
+def jvm_json_helpers(spark: SparkSession) -> bool:
+    """Whether the JVM helpers are registered in ``spark`` (registering them on first use)."""
+    global _jvm_missing
+    if _jvm_missing is not None:
+        return False
+    try:
+        if all(spark.catalog.functionExists(name) for name in _JVM_CLASSES):
+            return True
+        for name, (cls, arity) in _JVM_CLASSES.items():
+            # Marked non-deterministic, so that the optimizer never copies a call into the expressions that
+            # use its result (a filter pushed below the projection would parse every record once per use).
+            spark._jsparkSession.udf().register(name, _java_udf(spark, cls, arity).asNondeterministic())
+    except Exception as exc:  # noqa: BLE001 - py4j/analysis errors when the jar lacks the classes
+        _jvm_missing = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning(
+            "lakeforge's JVM JSON helpers are not available (%s): JSON is typed in Python, which is slower; "
+            "run setup (python -m jobs.sparkenv) to build them",
+            _jvm_missing,
+        )
+        return False
+    return True
+
+
+def _java_udf(spark: SparkSession, cls: str, arity: int) -> Any:
+    """``functions.udf(new cls(), StringType)`` for a Java ``UDF<arity>``, the overload picked by reflection:
+    left to py4j, the choice among ``udf``'s overloads varies between JVMs, and the untyped Scala one is
+    refused by Spark."""
+    jvm = spark._jvm
+    gateway = spark.sparkContext._gateway
+    assert jvm is not None and gateway is not None
+    find = jvm.java.lang.Class.forName
+    params = gateway.new_array(jvm.java.lang.Class, 2)
+    params[0] = find(f"org.apache.spark.sql.api.java.UDF{arity}")
+    params[1] = find("org.apache.spark.sql.types.DataType")
+    method = find("org.apache.spark.sql.functions").getMethod("udf", params)
+    args = gateway.new_array(jvm.java.lang.Object, 2)
+    args[0] = (
+        find(cls)
+        .getConstructor(gateway.new_array(jvm.java.lang.Class, 0))
+        .newInstance(gateway.new_array(jvm.java.lang.Object, 0))
+    )
+    args[1] = jvm.org.apache.spark.sql.types.DataTypes.StringType
+    return method.invoke(None, args)
+
+
+_SHAPE_ATOMS: dict[str, Callable[[], gt.DataType]] = {
+    "s": gt.StringType,
+    "i": gt.IntegerType,
+    "l": gt.LongType,
+    "d": gt.DoubleType,
+    "b": gt.BooleanType,
+    "n": gt.NullType,
+}
+_KEY_DECODER = json.JSONDecoder()
+
+
+def parse_shape(text: str) -> gt.DataType:
+    """The Glue type of a record's shape as GlueJsonShape writes it (``{"a":i,"b":[s|n]}``)."""
+    t, end = _shape_at(text, 0)
+    if end != len(text):
+        raise ValueError(f"Trailing text in JSON shape {text!r} at {end}")
+    return t
+
+
+def _shape_at(text: str, pos: int) -> tuple[gt.DataType, int]:
+    ch = text[pos]
+    atom = _SHAPE_ATOMS.get(ch)
+    if atom is not None:
+        return atom(), pos + 1
+    if ch == "{":
+        fields: list[gt.Field] = []
+        pos += 1
+        if text[pos] == "}":
+            return gt.StructType(), pos + 1
+        while True:
+            name, pos = _KEY_DECODER.raw_decode(text, pos)
+            if text[pos] != ":":
+                raise ValueError(f"Expected ':' in JSON shape {text!r} at {pos}")
+            t, pos = _shape_at(text, pos + 1)
+            fields.append(gt.Field(name, t))
+            if text[pos] == ",":
+                pos += 1
+            elif text[pos] == "}":
+                return gt.StructType(fields), pos + 1
+            else:
+                raise ValueError(f"Expected ',' or '}}' in JSON shape {text!r} at {pos}")
+    if ch == "[":
+        element: gt.DataType = gt.NullType()
+        pos += 1
+        if text[pos] == "]":
+            return gt.ArrayType(element), pos + 1
+        while True:
+            t, pos = _shape_at(text, pos)
+            element = gt.mergeDataTypes(element, t)
+            if text[pos] == "|":
+                pos += 1
+            elif text[pos] == "]":
+                return gt.ArrayType(element), pos + 1
+            else:
+                raise ValueError(f"Expected '|' or ']' in JSON shape {text!r} at {pos}")
+    raise ValueError(f"Unexpected {ch!r} in JSON shape {text!r} at {pos}")
+
+
+def _schema_pass_jvm(spark: SparkSession, paths: Sequence[str]) -> _SchemaResult:
+    """Pass 1 in the JVM: the distinct shapes of the lines (with their counts), merged in input order."""
+    shape = F.call_udf(SHAPE_UDF, F.col("value"))
+    rows = (
+        spark.read.text(list(paths))
+        .select(shape.alias("shape"), F.monotonically_increasing_id().alias("row"))
+        .where(F.col("shape").isNotNull())
+        .groupBy("shape")
+        .agg(F.count(F.lit(1)).alias("records"), F.min("row").alias("first"))
+        .collect()
+    )
+    schema: gt.DataType = gt.StructType()
+    errors = arrays = 0
+    for row in sorted(rows, key=itemgetter("first")):
+        text, count = row["shape"], int(row["records"])
+        if text == "!":
+            errors += count
+        elif text == "A":
+            arrays += count
+        else:
+            schema = gt.mergeDataTypes(schema, parse_shape(text))
+    if not isinstance(schema, gt.StructType):  # pragma: no cover - records are always structs
+        raise TypeError(f"JSON records did not infer to a struct: {schema!r}")
+    log.debug("JSON schema pass (JVM): %d shapes, %d errors", len(rows), errors)
+    return _SchemaResult(schema, errors, arrays)
+
+
 def _has_string_choice(t: gt.DataType) -> bool:
     if isinstance(t, gt.ChoiceType):
         return "string" in t.choices or any(_has_string_choice(b) for b in t.choices.values())
@@ -885,6 +1046,170 @@ def _native_json_frame(
     return parsed.select(*columns)
 
 
+_KIND_OF_BRANCH = {"int": "i", "long": "l", "double": "d", "boolean": "b", "string": "s", "struct": "{", "array": "["}
+
+
+def _kind_paths(schema: gt.StructType) -> list[tuple[str, ...]] | None:
+    """The paths (through structs only) of the schema's choices, for GlueJsonKinds; None when a choice
+    with a string branch sits where kinds cannot reach it (in an array, a map or a choice's branch)."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(t: gt.DataType, path: tuple[str, ...]) -> bool:
+        if isinstance(t, gt.ChoiceType):
+            if any(name not in _KIND_OF_BRANCH for name in t.choices):
+                return False
+            paths.append(path)
+            return not any(_has_string_choice(b) for b in t.choices.values())
+        if isinstance(t, gt.StructType):
+            return all(walk(f.dataType, (*path, f.name)) for f in t.fields)
+        if isinstance(t, gt.ArrayType):
+            return not _has_string_choice(t.elementType)
+        if isinstance(t, gt.MapType):
+            return not _has_string_choice(t.valueType)
+        return True
+
+    return paths if walk(schema, ()) else None
+
+
+def _decode_choice_kind(raw: Column, t: gt.ChoiceType, kind: Column) -> Column:
+    """The choice struct of a value Spark parsed as raw text, its branch told by its JSON ``kind``."""
+    parts: list[Column] = []
+    for name in sorted(t.choices):
+        branch = t.choices[name]
+        value: Column
+        if name in ("int", "long", "double"):
+            value = raw.cast(gt.to_spark_type(branch))
+        elif name == "boolean":
+            value = raw == F.lit("true")
+        elif name == "string":
+            value = raw
+        else:  # struct, array
+            value = _decode(F.from_json(raw, _parse_type(branch), _SPARK_JSON_OPTIONS), branch)  # type: ignore[arg-type]
+        parts.append(F.when(kind == F.lit(_KIND_OF_BRANCH[name]), value).cast(gt.to_spark_type(branch)).alias(name))
+    known = kind.isin(*(_KIND_OF_BRANCH[name] for name in t.choices))
+    return F.when(known, F.struct(*parts))
+
+
+def _decode_kinds(
+    col: Column, t: gt.DataType, path: tuple[str, ...], kinds: Column, index: dict[tuple[str, ...], int]
+) -> Column:
+    """``col`` in the runtime's encoding of ``t``: choices reachable through structs by their kinds."""
+    if not _has_choice(t):
+        return col
+    if isinstance(t, gt.ChoiceType):
+        return _decode_choice_kind(col, t, F.substring(kinds, index[path] + 1, 1))
+    if isinstance(t, gt.StructType):
+        fields = (_decode_kinds(col[f.name], f.dataType, (*path, f.name), kinds, index).alias(f.name) for f in t.fields)
+        return F.when(col.isNotNull(), F.struct(*fields))
+    return _decode(col, t)
+
+
+_INT_RANGE = (_INT_MIN, _INT_MAX)
+_FAST_ORDER = ("double", "boolean", "struct", "array")
+
+
+def _fast_branches(t: gt.ChoiceType) -> list[str]:
+    """The branches of a choice with a string branch that Spark's parser reads directly (its values of
+    the other branches fail to convert and take the slow path): the integers (int and long, told apart by
+    range), else the first of double, boolean, struct, array."""
+    integers: list[str] = [name for name in ("int", "long") if name in t.choices]
+    if integers:
+        return integers
+    return [next(name for name in _FAST_ORDER if name in t.choices)]
+
+
+def _fast_type(t: gt.DataType) -> st.DataType:
+    """The Spark type the JSON data source reads ``t`` as on the fast path."""
+    if isinstance(t, gt.ChoiceType):
+        if "string" not in t.choices:
+            return st.StringType()  # raw JSON text, decoded by _decode
+        fast = _fast_branches(t)
+        if fast[0] in ("int", "long"):
+            return st.LongType() if "long" in fast else st.IntegerType()
+        return _parse_type(t.choices[fast[0]])
+    if isinstance(t, gt.StructType):
+        return st.StructType([st.StructField(f.name, _fast_type(f.dataType), True) for f in t.fields])
+    return _parse_type(t)
+
+
+def _fast_decode(col: Column, t: gt.DataType) -> Column:
+    """``col`` (read with :func:`_fast_type`) in the runtime's encoding of ``t``."""
+    if isinstance(t, gt.ChoiceType):
+        if "string" not in t.choices:
+            return _decode_choice(col, t)
+        fast = _fast_branches(t)
+        fits_int = col.between(*_INT_RANGE)
+        parts: list[Column] = []
+        for name in sorted(t.choices):
+            branch = t.choices[name]
+            value: Column
+            if name not in fast:
+                value = F.lit(None)
+            elif name == "int" and "long" in fast:
+                value = F.when(fits_int, col)
+            elif name == "long" and "int" in fast:
+                value = F.when(~fits_int, col)
+            else:
+                value = _decode(col, branch)
+            parts.append(value.cast(gt.to_spark_type(branch)).alias(name))
+        return F.when(col.isNotNull(), F.struct(*parts))
+    if isinstance(t, gt.StructType) and _has_choice(t):
+        fields = (_fast_decode(col[f.name], f.dataType).alias(f.name) for f in t.fields)
+        return F.when(col.isNotNull(), F.struct(*fields))
+    return _decode(col, t)
+
+
+def _kinds_json_frame(
+    spark: SparkSession, paths: Sequence[str], schema: gt.StructType, kind_paths: list[tuple[str, ...]]
+) -> DataFrame:
+    """Pass 2 on Spark's JSON data source for a schema with string choices.
+
+    Fast path: the data source reads each string choice as its main non-string branch (an ``int``, a
+    ``double``...), so the records whose values all have that branch's type (usually nearly all) are read
+    and typed by Spark's parser alone. A value of another type (a string where the fast type is int) fails
+    to convert, which puts the line in the corrupt-record column: only those lines are parsed again
+    (``from_json``, choices as raw text) and their choices' branches picked by GlueJsonKinds, which also
+    says which of them are malformed, as pass 1 decided.
+    """
+    fields = [st.StructField(f.name, _fast_type(f.dataType), True) for f in schema.fields]
+    fields.append(st.StructField(_CORRUPT, st.StringType(), True))
+    parsed = spark.read.schema(st.StructType(fields)).options(**_SPARK_JSON_OPTIONS).json(list(paths))
+    parse_schema = st.StructType([st.StructField(f.name, _parse_type(f.dataType), True) for f in schema.fields])
+    index = {path: i for i, path in enumerate(kind_paths)}
+    spec = json.dumps([list(p) for p in kind_paths])
+    corrupt = F.col(_CORRUPT)
+    staged = parsed.select(
+        *(F.col(_quote(f.name)) for f in schema.fields),
+        corrupt,
+        # null (and cheap) for the lines the fast path read; the UDF is non-deterministic, so the optimizer
+        # keeps this projection (no filter pushed below it duplicates the parsing)
+        F.call_udf(KINDS_UDF, corrupt, F.lit(spec)).alias("__kinds"),
+        F.from_json(corrupt, parse_schema, _SPARK_JSON_OPTIONS).alias("__rec"),
+    )
+    kinds = F.col("__kinds")
+    slow = corrupt.isNotNull()
+    # Spark refuses a scan that needs only the corrupt-record column (a count of the errors, say): the test
+    # also reads the first data column, in a term that is always true.
+    first = F.col(_quote(schema.fields[0].name)).cast("string")
+    bad = slow & (F.coalesce(F.substring(first, 1, 0), F.lit("")) == F.lit("")) & kinds.startswith("!")
+    columns: list[Column] = []
+    for f in schema.fields:
+        spark_field = gt.to_spark_field(f.name, f.dataType)
+        target = spark_field.dataType
+        fast = _fast_decode(F.col(_quote(f.name)), f.dataType).cast(target)
+        again = _decode_kinds(F.col("__rec")[f.name], f.dataType, (f.name,), kinds, index).cast(target)
+        value = F.when(~slow, fast).when(~bad, again)
+        columns.append(value.alias(f.name, metadata=spark_field.metadata))
+    error = F.struct(
+        F.concat(F.lit(f"{MALFORMED_JSON}: "), F.expr("substring(__kinds, 2)")).alias("message"),
+        F.lit(JSON_STAGE).alias("stage"),
+        F.lit("").alias("info"),
+        corrupt.alias("record"),
+    )
+    columns.append(F.when(bad, error).otherwise(null_error_column()).alias(ERROR_COLUMN))
+    return staged.select(*columns)
+
+
 def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
@@ -936,15 +1261,25 @@ def read_json(spark: SparkSession, paths: Sequence[str], options: Mapping[str, A
     multiline = _truthy(opts.get("multiline", opts.get("multiLine", False)))
     json_path = opts.get("jsonPath")
     steps = parse_json_path(str(json_path)) if json_path else None
-    tasks = None if multiline or steps is not None else _file_splits(paths, spark.sparkContext.defaultParallelism)
-    if tasks is not None:
-        result = _schema_pass_files(spark, tasks)
+    lines = not multiline and steps is None
+    jvm = lines and jvm_json_helpers(spark)
+    if jvm:
+        result = _schema_pass_jvm(spark, paths)
     else:
-        result = _schema_pass(_raw_json_frame(spark, paths, multiline), multiline, steps)
+        tasks = _file_splits(paths, spark.sparkContext.defaultParallelism) if lines else None
+        if tasks is not None:
+            result = _schema_pass_files(spark, tasks)
+        else:
+            result = _schema_pass(_raw_json_frame(spark, paths, multiline), multiline, steps)
     schema = result.schema
-    if not multiline and steps is None and result.arrays == 0 and schema.fields and not _has_string_choice(schema):
-        log.debug("JSON data pass on Spark's parser for %s", list(paths))
-        return _native_json_frame(spark, paths, schema, with_errors=result.errors > 0)
+    if lines and result.arrays == 0 and schema.fields:
+        if not _has_string_choice(schema):
+            log.debug("JSON data pass on Spark's parser for %s", list(paths))
+            return _native_json_frame(spark, paths, schema, with_errors=result.errors > 0)
+        kind_paths = _kind_paths(schema) if jvm else None
+        if kind_paths is not None:
+            log.debug("JSON data pass on Spark's parser with the values' kinds for %s", list(paths))
+            return _kinds_json_frame(spark, paths, schema, kind_paths)
     raw = _raw_json_frame(spark, paths, multiline)
     log.debug("JSON data pass in Python for %s", list(paths))
     return _python_json_frame(raw, schema, multiline, steps)

@@ -264,6 +264,38 @@ def read(spark: SparkSession, connection_type: str, options: Mapping[str, Any]) 
     return spark.read.jdbc(url, table, predicates=predicates, properties=props)
 
 
+def primary_key(spark: SparkSession, connection_type: str, options: Mapping[str, Any]) -> list[str]:
+    """The primary-key columns of ``dbtable`` in key order, from the driver's metadata (empty when it has
+    none, or ``dbtable`` is a query): the default bookmark keys of a JDBC source."""
+    resolved = resolve_options(connection_type, options)
+    props = _properties(spark, resolved)
+    table = str(resolved["dbtable"]).strip()
+    if table.startswith("("):
+        return []
+    schema, _, name = table.rpartition(".")
+    schema, name = schema.strip('"`'), name.strip('"`')
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    info = jvm.java.util.Properties()
+    for key in ("user", "password"):
+        if props.get(key) is not None:
+            info.setProperty(key, props[key])
+    conn = jvm.java.sql.DriverManager.getConnection(resolved["url"], info)
+    try:
+        meta = conn.getMetaData()
+        for candidate in dict.fromkeys((name, name.lower(), name.upper())):
+            rows = meta.getPrimaryKeys(None, schema or None, candidate)
+            keys: list[tuple[int, str]] = []
+            while rows.next():
+                keys.append((int(rows.getInt("KEY_SEQ")), str(rows.getString("COLUMN_NAME"))))
+            rows.close()
+            if keys:
+                return [column for _seq, column in sorted(keys)]
+        return []
+    finally:
+        conn.close()
+
+
 def write(spark: SparkSession, df: DataFrame, connection_type: str, options: Mapping[str, Any]) -> None:
     """Append ``df`` to a JDBC table (created when missing), running ``preactions``/``postactions``."""
     resolved = resolve_options(connection_type, options)

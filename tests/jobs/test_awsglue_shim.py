@@ -82,6 +82,25 @@ def test_reader_and_writer_classes_live_where_glue_puts_them() -> None:
     assert DynamicFrameWriter is context.DynamicFrameWriter
 
 
+def test_dynamic_frame_collection_is_exported_where_glue_exports_it() -> None:
+    from awsglue.dynamicframe import DynamicFrame, DynamicFrameCollection
+
+    from jobs.glue import collection
+
+    assert DynamicFrameCollection is collection.DynamicFrameCollection
+    assert "DynamicFrameCollection" in importlib.import_module("awsglue.dynamicframe").__all__
+    frames = DynamicFrameCollection({}, None)
+    assert list(frames.keys()) == [] and len(frames) == 0
+    assert DynamicFrame.__module__ == "jobs.glue.dynamicframe"
+    # Glue Studio scripts import both from the package itself
+    from awsglue import DynamicFrame as TopLevelFrame
+    from awsglue import DynamicFrameCollection as TopLevelCollection
+
+    assert TopLevelFrame is DynamicFrame and TopLevelCollection is DynamicFrameCollection
+    with pytest.raises(ImportError, match="cannot import name 'NoSuchThing'"):
+        from awsglue import NoSuchThing  # type: ignore[attr-defined]  # noqa: F401
+
+
 def test_evaluate_data_quality_fails_only_when_called() -> None:
     from awsgluedq.transforms import EvaluateDataQuality
 

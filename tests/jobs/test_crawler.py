@@ -645,7 +645,9 @@ def test_bad_files_are_reported_and_skipped(lake: LakeClient, store: Path, uniqu
 def test_a_few_bad_json_lines_are_tolerated(tmp_path: Path) -> None:
     path = tmp_path / "mostly.json"
     path.write_text(jsonl(*({"id": i} for i in range(20))) + "not json\n")
-    assert [(n, render_type(t)) for n, t in infer_file_schema(path).columns] == [("id", "int")]
+    schema = infer_file_schema(path)
+    assert [(n, render_type(t)) for n, t in schema.columns] == [("id", "int")]
+    assert schema.bad_records == 1 and schema.first_error is not None and "line 21" in schema.first_error
     path.write_text(jsonl({"id": 1}) + "not json\nnor this\n")
     with pytest.raises(UnreadableFileError, match=r"2 of 3 records unparseable \(line 2"):
         infer_file_schema(path)
@@ -851,3 +853,24 @@ def test_cli_fatal_errors_exit_non_zero_with_one_line(
 
     bad = runner.invoke(app, ["crawl", "s3://bucket/present", "--database", unique_ns, "--update-behavior", "NEVER"])
     assert bad.exit_code == 2  # a usage error, from the CLI itself
+
+
+def test_partly_unparseable_files_are_reported_once(
+    lake: LakeClient, store: Path, unique_ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = jsonl(*({"id": i} for i in range(30)))
+    put(store, "bucket/partly/a.json", good + "{broken\n")
+    put(store, "bucket/partly/b.json", good + "{broken\n")
+    put(store, "bucket/partly/c.json", good)
+
+    with caplog.at_level(logging.WARNING, logger="jobs.crawler"):
+        report = run("s3://bucket/partly", unique_ns, lake, store)
+
+    assert report.tables_created == ["partly"]
+    assert sorted(f.file for f in report.partly_unparseable) == [
+        "s3://bucket/partly/a.json",
+        "s3://bucket/partly/b.json",
+    ]
+    assert all("1 unparseable records" in f.reason for f in report.partly_unparseable)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "2 file(s) hold unparseable JSON records" in warnings[0]

@@ -1,5 +1,5 @@
-"""Glue's ``Job``: init/commit lifecycle, run ids, and the bookmark-store seam (in-memory until the
-bookmarks issue makes it persistent)."""
+"""Glue's ``Job``: init/commit lifecycle, run ids, and the bookmark-store seam with the in-memory store
+(the catalog-backed store is tested on Spark in ``test_bookmarks.py``)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,34 @@ def test_the_default_store_does_not_persist_across_processes() -> None:
 
     assert isinstance(job_module.default_bookmark_store(), InMemoryBookmarkStore)
     assert "NOT persistent" in (InMemoryBookmarkStore.__doc__ or "")
+
+
+def test_a_default_store_set_for_the_process_is_used_by_later_jobs() -> None:
+    from jobs.glue.job import default_bookmark_store, set_default_bookmark_store
+
+    store = InMemoryBookmarkStore()
+    set_default_bookmark_store(store)
+    try:
+        assert default_bookmark_store() is store
+        job = Job(None).init("proc", {"job_bookmark_option": "job-bookmark-enable"})
+        job.update_state("src", 1)
+        job.commit()
+        assert store.load("proc") == {"src": 1}
+    finally:
+        set_default_bookmark_store(None)
+    assert default_bookmark_store() is not store
+
+
+def test_ranges_need_run_history_and_a_second_commit_is_a_no_op() -> None:
+    store = InMemoryBookmarkStore()
+    pause = {"job_bookmark_option": "job-bookmark-pause", "job_bookmark_from": "jr_a", "job_bookmark_to": "jr_b"}
+    with pytest.raises(JobError, match="need a bookmark store that keeps run history"):
+        Job(None, store).init("etl", pause)
+    with pytest.raises(JobError, match="go together"):
+        Job(None, store).init("etl", {"job_bookmark_option": "job-bookmark-pause", "job_bookmark_to": "jr_b"})
+    job = Job(None, store).init("etl", {"job_bookmark_option": "job-bookmark-enable"})
+    job.update_state("src", 1)
+    job.commit()
+    job.update_state("src", 2)
+    job.commit()  # a second commit (a try/finally in a script) is a no-op, as in Glue
+    assert store.load("etl") == {"src": 1} and len(store.saved) == 1

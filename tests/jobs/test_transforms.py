@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from jobs.glue import ERROR_COLUMN
 from jobs.glue.collection import DynamicFrameCollection
+from jobs.glue.errors import ErrorThresholdExceededError
 from jobs.glue.transforms import (
     ApplyMapping,
     Coalesce,
@@ -137,6 +138,26 @@ def test_unnest_and_unbox(spark: SparkSession, glue_context: Any) -> None:  # no
     assert [(r["id"], r["payload"]["k"]) for r in good] == [(1, 1)]
     errors = ErrorsAsDynamicFrame.apply(unboxed)
     assert errors.count() == 1
+
+
+def test_unbox_errors_carry_the_stage_and_info_and_thresholds_apply(spark: SparkSession, glue_context: Any) -> None:  # noqa: F811
+    rows = [(1, '{"k": 1}'), (2, "oops"), (3, "[1, 2]"), (4, '{"k": 4}')]
+    raw = _frame(spark, glue_context, rows, "id long, payload string", "raw")
+    unboxed = Unbox.apply(raw, "payload", "json", transformation_ctx="parse_payload", info="payload as json")
+    assert unboxed.stageErrorsCount() == 2
+    errors = sorted(
+        (json.loads(r["error"]["record"])["id"], r["error"]["stage"], r["error"]["info"])
+        for r in unboxed.errorsAsDynamicFrame().toDF().collect()
+    )
+    assert errors == [(2, "parse_payload", "payload as json"), (3, "parse_payload", "payload as json")]
+    assert [(r["id"], r["payload"]["k"]) for r in unboxed.toDF().orderBy("id").collect()] == [(1, 1), (4, 4)]
+    default_stage = raw.unbox("payload", "json")
+    assert {r["error"]["stage"] for r in default_stage.errorsAsDynamicFrame().toDF().collect()} == {"unbox"}
+    assert Unbox.apply(raw, "payload", "json", stageThreshold=2).count() == 2  # at the threshold: fine
+    with pytest.raises(ErrorThresholdExceededError, match="'parse'.*2 error records in this stage"):
+        Unbox.apply(raw, "payload", "json", transformation_ctx="parse", stageThreshold=1)
+    with pytest.raises(ErrorThresholdExceededError, match="totalThreshold=1"):
+        raw.unbox("payload", "json", totalThreshold=1)
 
 
 def test_drop_null_fields_spigot_filter_map(people: Any, tmp_path: Path) -> None:
