@@ -2,7 +2,7 @@
 
 Used by the CLI and notebooks::
 
-    cluster = Cluster.create(load_config("cluster.yaml"), RayNodeProvider(...))
+    cluster = Cluster.create("cluster.yaml")              # backend from the config: local Ray by default
     step_id = cluster.add_step("events", "jobs/events_job.py", ["--rows", "1000"])
     cluster.wait_for_step(step_id)
     print(cluster.cost_report().to_text())
@@ -36,11 +36,12 @@ from typing import ParamSpec, TypeVar
 
 from catalog.settings import Settings, get_settings
 from cluster.bootstrap import BootstrapAction, BootstrapRunner, NodeContext, run_bootstrap_actions, run_script
-from cluster.config import ClusterConfig, SpotConfig, load_config
+from cluster.config import ClusterConfig, ManagedScalingConfig, SpotConfig, config_problems, load_config
 from cluster.cost import CostReport, NodeUsage, PriceBook, StepWindow, cost_report
 from cluster.errors import (
     BootstrapError,
     ClusterStateError,
+    ConfigError,
     DecommissionRefusedError,
     NotFoundError,
     StepFailedError,
@@ -176,6 +177,8 @@ class Cluster:
         provision_workers: Nodes provisioned at once by the default executor.
         node_id_factory: Makes node ids.
         step_id_factory: Makes step ids.
+        liveness_grace: Seconds the provider may fail to report liveness (a dead Ray head) before the master
+            counts as lost: running steps FAILED, cluster TERMINATED_WITH_ERRORS (INSTANCE_FAILURE).
     """
 
     def __init__(
@@ -193,6 +196,7 @@ class Cluster:
         provision_workers: int = 1,
         node_id_factory: Callable[[], str] = new_node_id,
         step_id_factory: Callable[[], str] = new_step_id,
+        liveness_grace: float = 15.0,
     ) -> None:
         self.config = config
         self.provider = provider
@@ -269,6 +273,9 @@ class Cluster:
         self._last_scale_in_at: float | None = None
         self._last_scaling_eval: float | None = None
         self._misses_seen = 0
+        self.liveness_grace = liveness_grace
+        self._liveness_failed_since: float | None = None
+        self._liveness_failures = 0
         self.events.record(
             EntityKind.CLUSTER,
             self.id,
@@ -288,8 +295,11 @@ class Cluster:
     def create(
         cls,
         config: ClusterConfig | Path | str,
-        provider: NodeProvider,
+        provider: NodeProvider | None = None,
         *,
+        backend: str | None = None,
+        address: str | None = None,
+        cluster_id: str | None = None,
         settings: Settings | None = None,
         workdir: Path | None = None,
         background: bool = True,
@@ -301,9 +311,17 @@ class Cluster:
     ) -> Cluster:
         """Validate the config, start the cluster and (by default) wait until it is RUNNING/WAITING or ended.
 
+        From a notebook::
+
+            cluster = Cluster.create("cluster.yaml")                             # backend from the config
+            cluster = Cluster.create("cluster.yaml", backend="ray", address="10.0.0.5:6379")
+
         Args:
             config: A config, or the path of its YAML file.
-            provider: Runs nodes and steps.
+            provider: Runs nodes and steps (default: built from ``backend``, see :mod:`cluster.backends`).
+            backend: ``local``, ``ray`` or a plug-in; overrides the config's ``backend``.
+            address: The Ray head for backend ``ray``; overrides the config's ``address``.
+            cluster_id: Id to use (default: a new ``j-...`` id).
             settings: Where clusters live and how often to reconcile (default: :func:`get_settings`).
             workdir: Overrides ``settings.clusters_dir``.
             background: Start the reconcile thread.
@@ -314,16 +332,23 @@ class Cluster:
             bootstrap_runner: Runs bootstrap actions.
 
         Raises:
-            ConfigError: The config file is bad (before anything starts).
+            ConfigError: The config file or the backend is bad (before anything starts).
             TimeoutError: The launch took longer than ``timeout`` (the cluster is terminated).
         """
+        from cluster.backends import build_provider, resolve_backend
+
         cfg = config if isinstance(config, ClusterConfig) else load_config(config)
         settings = settings or get_settings()
+        root = workdir or settings.clusters_dir
+        cluster_id = cluster_id or new_cluster_id()
+        if provider is None:
+            provider = build_provider(resolve_backend(cfg, backend, address), root / cluster_id, cfg)
         cluster = cls(
             cfg,
             provider,
-            workdir=workdir or settings.clusters_dir,
+            workdir=root,
             clock=clock,
+            cluster_id=cluster_id,
             executor=executor,
             bootstrap_runner=bootstrap_runner,
             reconcile_interval=settings.cluster.reconcile_interval_seconds,
@@ -592,6 +617,32 @@ class Cluster:
         self._after_pass()
         return ResizeResult(group, targets, tuple(leaving), tuple(refused))
 
+    def put_managed_scaling_policy(self, policy: ManagedScalingConfig | None) -> None:
+        """Attach (or with ``None`` remove) the managed scaling policy, as EMR's PutManagedScalingPolicy /
+        RemoveManagedScalingPolicy do; the next evaluation uses it.
+
+        Raises:
+            ConfigError: The policy breaks a rule (minimum above maximum, ...).
+            ClusterStateError: The cluster is terminating or terminated.
+        """
+        with self._lock:
+            if self._termination is not None or self.machine.terminal:
+                raise ClusterStateError(f"cluster {self.id} is {self.state.value}; it takes no policy")
+            updated = self.config.model_copy(update={"managed_scaling": policy})
+            problems = [p for p in config_problems(updated) if p[0].startswith("managed_scaling")]
+            if problems:
+                raise ConfigError(problems[0][0], problems[0][1], problems=problems)
+            self.config = updated
+            self._last_scaling_eval = None
+            self.events.record(
+                EntityKind.SCALING,
+                self.id,
+                "POLICY",
+                "managed scaling policy removed" if policy is None else "managed scaling policy set",
+                time=self.clock(),
+                details=None if policy is None else policy.model_dump(mode="json"),
+            )
+
     def interrupt(self, node_id: str) -> Interruption:
         """Send a Spot interruption notice to a running Spot node now (as AWS FIS does).
 
@@ -689,6 +740,10 @@ class Cluster:
         self.wait_until(lambda: self.machine.terminal, timeout)
         return self.state
 
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until termination finished its work too (provider shut down, cost and state files written)."""
+        return self._finished.wait(timeout)
+
     # -- the reconcile loop --------------------------------------------------------------------------------
 
     def start_reconciler(self) -> None:
@@ -717,6 +772,14 @@ class Cluster:
     def tick(self) -> None:
         """One reconcile pass: liveness, Spot notices and reclaims, drains, steps, idle timeout, managed
         scaling, replacements; finishes a requested termination."""
+        alive: set[str] | Exception | None = None
+        if self._termination is None and self.state in (ClusterState.RUNNING, ClusterState.WAITING):
+            # Outside the lock: a dead Ray head makes this call wait for its timeout, and readers
+            # (describe, the CLI) must not wait with it.
+            try:
+                alive = self.provider.alive_nodes()
+            except Exception as exc:  # any failure to observe: judged by _observe_liveness
+                alive = exc
         with self._lock:
             if self.machine.terminal:
                 return
@@ -725,8 +788,9 @@ class Cluster:
                 if self.state in (ClusterState.STARTING, ClusterState.BOOTSTRAPPING):
                     self._check_launch()
                 elif self.state in (ClusterState.RUNNING, ClusterState.WAITING):
+                    observed = alive
                     for phase in (
-                        self._observe_liveness,
+                        lambda t: self._observe_liveness(t, observed),
                         self._process_spot,
                         self._complete_decommissions,
                         self._process_steps,
@@ -746,12 +810,16 @@ class Cluster:
 
     # -- phases (called with the lock held) ----------------------------------------------------------------
 
-    def _observe_liveness(self, now: float) -> None:
-        try:
-            alive = self.provider.alive_nodes()
-        except Exception:
-            log.warning("cluster %s: provider liveness unavailable", self.id, exc_info=True)
+    def _observe_liveness(self, now: float, alive: set[str] | Exception | None) -> None:
+        if alive is None:
             return
+        if isinstance(alive, Exception):
+            self._provider_unreachable(now, alive)
+            return
+        if self._liveness_failed_since is not None:
+            log.info("cluster %s: provider liveness is back", self.id)
+        self._liveness_failed_since = None
+        self._liveness_failures = 0
         for node in list(self.nodes.values()):
             if node.virtual or node.state not in (NodeState.RUNNING, NodeState.DECOMMISSIONING):
                 continue
@@ -764,6 +832,26 @@ class Cluster:
                 self._request_termination(_R.INSTANCE_FAILURE, f"master {node.node_id} lost")
                 return
             self._node_gone(node, dst, "instance failure: node vanished", now)
+
+    def _provider_unreachable(self, now: float, exc: Exception) -> None:
+        """The provider cannot say which nodes live (e.g. the Ray head is dead): after ``liveness_grace`` seconds
+        (and at least two failed passes) the master counts as lost."""
+        if self._liveness_failed_since is None:
+            self._liveness_failed_since = now
+            log.warning("cluster %s: provider liveness unavailable: %s", self.id, exc)
+        self._liveness_failures += 1
+        down = now - self._liveness_failed_since
+        if self._liveness_failures < 2 or down < self.liveness_grace:
+            return
+        detail = f"the provider has not answered for {down:.0f}s ({exc})"
+        self.events.record(EntityKind.CLUSTER, self.id, "PROVIDER_UNREACHABLE", detail, time=now)
+        self.queue.fail_running(now, f"master node lost: {detail}")
+        masters = [n for n in self.nodes.values() if n.role == "MASTER" and not n.virtual]
+        for master in masters:
+            if master.state in (NodeState.RUNNING, NodeState.DECOMMISSIONING):
+                self._node_gone(master, NodeState.TERMINATED, f"instance failure: {detail}", now)
+        name = masters[0].node_id if masters else "master"
+        self._request_termination(_R.INSTANCE_FAILURE, f"master {name} unreachable: {detail}")
 
     def _process_spot(self, now: float) -> None:
         running = [
@@ -812,6 +900,7 @@ class Cluster:
         if node.role != "MASTER":
             node.executors_decommissioned = self._safe_decommission(node)
             self._attribute_lost_executors(node.executors_decommissioned)
+        self._charge_running_steps(node, now)
 
     def _complete_decommissions(self, now: float) -> None:
         for node in list(self.nodes.values()):
@@ -1049,11 +1138,25 @@ class Cluster:
         self._move_node(node, dst, reason)
         if node.role == "CORE" and self.hdfs is not None:
             self.hdfs.lose_node(node.node_id)
+        self._charge_running_steps(node, now)
+
+    def _charge_running_steps(self, node: Node, now: float) -> None:
+        """Charge the steps running now with the node's interruption or loss.
+
+        A step counts the node once, at the Spot notice (it lost the node's executors then, even if it ends before
+        the node goes) or at the loss of a node that had no notice. Wasted node-seconds are the node's time within
+        the step, shared among the running steps: up to the notice, then the notice window at the loss.
+        """
         running = [s for s in self.queue.running if s.started_at is not None]
         for step in running:
-            start = max(step.started_at or now, node.running_at or now)
-            step.counters.interrupted_nodes += 1
+            if step.step_id in node.charged_steps and node.charged_at is not None:
+                start = node.charged_at
+            else:
+                start = max(step.started_at or now, node.running_at or now)
+                step.counters.interrupted_nodes += 1
+                node.charged_steps.add(step.step_id)
             step.counters.wasted_node_seconds += max(0.0, now - start) / len(running)
+        node.charged_at = now
 
     def _scale_in_node(self, node: Node, now: float, reason: str) -> None:
         """Withdraw a request, or drain a running node (HDFS first for core nodes); lowers its pool's target."""
@@ -1133,7 +1236,7 @@ class Cluster:
         try:
             data = self.describe()
             target = self.dir / "state.json"
-            tmp = target.with_suffix(".tmp")
+            tmp = target.with_name(f"state.{os.getpid()}.{threading.get_ident()}.tmp")  # writers race: one each
             tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
             os.replace(tmp, target)
         except OSError:
@@ -1155,6 +1258,9 @@ class Cluster:
                 node = self.nodes[node_id]
                 if not node.machine.terminal:
                     self._node_start_failed(node, f"internal error: {exc}", bootstrap=False)
+        with self._lock:
+            if not self._finishing:
+                self._write_state()  # readers of state.json see a node (or the launch) finish at once
 
     def _provision_node(self, node_id: str) -> None:
         with self._lock:

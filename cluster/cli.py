@@ -1,4 +1,4 @@
-"""The ``lakeforge`` command: the catalog, the main pipeline, and (later) clusters and steps."""
+"""The ``lakeforge`` command: the catalog, the main pipeline, clusters and their steps."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.console import Console
 from catalog.cli import catalog_app, version
 from catalog.logs import configure_logging
 from catalog.settings import get_settings
+from cluster.commands import cluster_app, steps_app
 from jobs.glue.bookmarks_cli import bookmarks_app
 
 app = typer.Typer(
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(bookmarks_app, name="bookmarks")
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(steps_app, name="steps")
 app.command()(version)
 
 

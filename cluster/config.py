@@ -9,6 +9,7 @@ A file using most sections (only ``name`` and the instance groups or fleets are 
     name: demo
     release: emr-7.2.0
     applications: [Hadoop, Spark]
+    backend: local                         # or ray (attach), with address: 10.0.0.5:6379
     instance_groups:
       master: {instance_type: m5.xlarge, count: 1}
       core: {instance_type: m5.xlarge, count: 2}
@@ -76,6 +77,10 @@ MAX_TASK_GROUPS = 48
 MAX_FLEET_INSTANCE_TYPES = 30
 MAX_BOOTSTRAP_ACTIONS = 16
 _RELEASE = re.compile(r"^emr-(\d+)\.(\d+)\.(\d+)$")
+#: Built-in backends (see :mod:`cluster.backends`).
+BACKEND_NAMES = ("local", "ray")
+_PLUGIN_BACKEND = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_ADDRESS = re.compile(r"^(ray://)?[^\s:/]+:\d{1,5}$")
 
 
 class _Model(BaseModel):
@@ -223,6 +228,14 @@ class ClusterConfig(_Model):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)  # type: ignore[arg-type]
     decommission_timeout_seconds: float = Field(
         20.0, ge=0, description="Clock seconds a scale-in node drains before removal."
+    )
+    backend: str = Field(
+        "local",
+        description="Where nodes run: 'local' (a multi-node Ray cluster on this machine), 'ray' (attach to the "
+        "running Ray cluster at `address`), or a plug-in '<module>:<factory>' (see cluster.backends).",
+    )
+    address: str | None = Field(
+        None, description="backend 'ray': the Ray head's address, host:port (default: $RAY_ADDRESS)."
     )
 
     @property
@@ -442,6 +455,17 @@ def config_problems(
                     f"{step.action_on_failure.value} is not allowed with step_concurrency "
                     f"{cfg.step_concurrency} > 1 (only CONTINUE)",
                 )
+
+    if cfg.backend not in BACKEND_NAMES and not _PLUGIN_BACKEND.match(cfg.backend):
+        bad(
+            "backend",
+            f"must be one of {', '.join(BACKEND_NAMES)} or a plug-in '<module>:<factory>', got {cfg.backend!r}",
+        )
+    if cfg.address is not None:
+        if cfg.backend == "local":
+            bad("address", "only applies to backend 'ray' (the local backend starts its own Ray cluster)")
+        elif not _ADDRESS.match(cfg.address):
+            bad("address", f"expected host:port of the Ray head (e.g. 10.0.0.5:6379), got {cfg.address!r}")
 
     spot = cfg.spot
     if spot.interruption_rate_per_hour is not None and spot.interruption_band is not None:

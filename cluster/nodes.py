@@ -104,6 +104,10 @@ class Node:
     interruption: Interruption | None = None
     drain_deadline: float | None = None
     executors_decommissioned: int = 0
+    #: Steps already charged with this node's interruption (at its notice), so its loss is not charged twice.
+    charged_steps: set[str] = field(default_factory=set)
+    #: When those steps were charged (the notice), so the loss adds only the notice window.
+    charged_at: float | None = None
     failure: str | None = None
     details: dict[str, JsonValue] = field(default_factory=dict)
 

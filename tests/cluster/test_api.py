@@ -256,6 +256,25 @@ def test_spot_interruption_notice_decommission_reclaim_and_replacement(env: Env)
         cluster.interrupt("i-0004")  # already gone
 
 
+def test_a_step_ending_within_the_notice_window_still_counts_the_interruption(env: Env) -> None:
+    cluster = env.cluster(config_dict(spot={"time_scale": 0.1}))
+    step_id = cluster.add_step("short", "short.py")
+    env.tick(cluster, 20)
+    cluster.interrupt("i-0004")
+    env.tick(cluster, 5)
+    env.provider.steps[step_id].finish(0)
+    env.tick(cluster, 1)
+    assert cluster.step(step_id).state == StepState.COMPLETED
+    later = cluster.add_step("later", "later.py")
+    env.tick(cluster, 10)
+    assert cluster.node("i-0004").state == N.SPOT_INTERRUPTED
+    short = cluster.step(step_id).counters
+    assert short.interrupted_nodes == 1 and short.wasted_node_seconds == pytest.approx(20.0)  # charged at the notice
+    assert short.lost_executors == 2
+    late = cluster.step(later).counters  # started after the notice, on a draining node: charged at the loss
+    assert late.interrupted_nodes == 1 and late.lost_executors == 0
+
+
 def test_scheduled_interruptions_from_the_config(env: Env) -> None:
     cluster = env.cluster(
         config_dict(
