@@ -9,6 +9,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 import httpx
@@ -145,3 +147,42 @@ def wait_until_up(uri: str, timeout: float = 30.0) -> None:
             last = exc
         time.sleep(0.1)
     raise TimeoutError(f"catalog at {uri} not reachable within {timeout}s: {last}")
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be bound on ``host`` now."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def is_up(uri: str, timeout: float = 1.0) -> bool:
+    """Whether a catalog answers ``/healthz`` at ``uri`` right now."""
+    try:
+        return httpx.get(f"{uri}/healthz", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def running_catalog(settings: Settings) -> Iterator[str]:
+    """The catalog the settings point at if it is up, else one served here for the duration; yields its URI.
+
+    When ``settings.catalog_uri`` is set explicitly and nothing answers there, that is an error (the user named
+    a server); otherwise an embedded server is started on the configured port (or a free one when it is busy).
+    """
+    uri = settings.resolved_catalog_uri
+    if is_up(uri):
+        log.info("using the catalog at %s", uri)
+        yield uri
+        return
+    if settings.catalog_uri:
+        raise CatalogError(f"no catalog answers at LAKEFORGE_CATALOG_URI={uri}")
+    port = settings.catalog.port if port_free(settings.catalog.host, settings.catalog.port) else 0
+    embedded = settings.model_copy(update={"catalog": settings.catalog.model_copy(update={"port": port})})
+    with CatalogServer(embedded) as server:
+        log.info("serving the catalog at %s for this command", server.uri)
+        yield server.uri

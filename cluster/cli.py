@@ -11,6 +11,7 @@ from catalog.cli import catalog_app, version
 from catalog.logs import configure_logging
 from catalog.settings import get_settings
 from cluster.commands import cluster_app, steps_app
+from cluster.experiments.cli import experiment_app
 from jobs.glue.bookmarks_cli import bookmarks_app
 
 app = typer.Typer(
@@ -21,22 +22,34 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(bookmarks_app, name="bookmarks")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(steps_app, name="steps")
+app.add_typer(experiment_app, name="experiment")
 app.command()(version)
 
 
 @app.command()
 def demo(
-    rows: Annotated[int, typer.Option(help="Events to generate.")] = 20_000,
-    days: Annotated[int, typer.Option(help="Days (partitions) to spread them over.")] = 3,
+    records: Annotated[int, typer.Option(min=1, help="Raw access-log lines landed on the first day.")] = 200_000,
+    more_records: Annotated[int, typer.Option(min=1, help="Lines landed on the second day.")] = 50_000,
+    task_nodes: Annotated[int, typer.Option(min=0, help="Spot task nodes of the cluster.")] = 2,
+    backend: Annotated[str | None, typer.Option(help="Cluster backend: local (default) or ray.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray head address for --backend ray.")] = None,
 ) -> None:
-    """Run the main pipeline on embedded defaults and show what it wrote."""
-    from cluster.pipeline import run_demo
+    """Run the main pipeline on embedded defaults: land, crawl, cluster, Glue job twice (bookmarked), query, cost."""
+    from cluster.errors import ClusterError
+    from cluster.pipeline import PipelineOptions, run_demo
 
     settings = get_settings()
     configure_logging("WARNING", settings.log_format)
     console = Console()
     console.rule("lakeforge demo")
-    run_demo(settings, console, rows=rows, days=days)
+    options = PipelineOptions(
+        records=records, more_records=more_records, task_nodes=task_nodes, backend=backend, address=address
+    )
+    try:
+        run_demo(settings, console, options)
+    except ClusterError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"[green]done.[/] The lake lives in {settings.home}")
 
 
