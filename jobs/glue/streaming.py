@@ -72,7 +72,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from jobs.glue import storage
-from jobs.glue.context import GlueContextError
+from jobs.glue.context import GlueContextError, _as_list, _truthy
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
@@ -139,25 +139,6 @@ class StreamingError(GlueContextError):
 
 class StreamingSourceUnavailableError(StreamingError):
     """A streaming connection type whose Spark connector cannot be installed here (Kafka, Kinesis)."""
-
-
-# -- small helpers -------------------------------------------------------------------------------------------
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "y")
-    return bool(value)
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def interval_seconds(value: Any) -> float:

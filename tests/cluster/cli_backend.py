@@ -2,7 +2,8 @@
 
 Nodes live in memory (as in :class:`tests.cluster.fakes.FakeNodeProvider`); a step runs its script as a plain
 ``python SCRIPT ARGS`` process with stdout/stderr in the step's log directory, so steps really run, end, fail,
-log and can be cancelled, without Ray or Spark. The real-Ray path is covered by ``test_cluster_on_ray.py``.
+log and can be cancelled, without Ray (a step's Spark conf reaches a PySpark script as ``PYSPARK_SUBMIT_ARGS``,
+so a Glue script runs on ``local[2]``). The real-Ray path is covered by ``test_cluster_on_ray.py``.
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ class ProcessProvider(FakeNodeProvider):
     ) -> ProcessStep:
         self.calls.append(f"run {step_id}")
         log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        conf = [f"--conf {k}={v}" for k, v in sorted(spark_conf.items())]
+        env["PYSPARK_SUBMIT_ARGS"] = " ".join(["--master local[2]", *conf, "pyspark-shell"])
         with (log_dir / "stdout").open("wb") as out, (log_dir / "stderr").open("wb") as err:
             process = subprocess.Popen(
                 [sys.executable, script, *args],
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
