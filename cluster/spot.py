@@ -99,6 +99,7 @@ class PoissonInterruptions:
         self.seed = seed
         self.window = window
         self._at: dict[str, float] = {}
+        self._launched: dict[str, int] = {}
 
     def rate(self, instance_type: str) -> float:
         r = self.rate_per_hour
@@ -116,7 +117,11 @@ class PoissonInterruptions:
             if rate <= 0:
                 at = math.inf
             else:
-                hours = random.Random(f"{self.seed}:{node.node_id}").expovariate(rate)
+                # Seeded by the node's launch ordinal in its group, not its (random) id: with the same seed, the
+                # n-th node of a group gets the same draw in every run, so experiments repeat.
+                ordinal = self._launched.get(node.group, 0)
+                self._launched[node.group] = ordinal + 1
+                hours = random.Random(f"{self.seed}:{node.group}:{ordinal}").expovariate(rate)
                 at = node.launched_at + hours * 3600.0 * self.window.time_scale
             self._at[node.node_id] = at
         return at

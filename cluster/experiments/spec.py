@@ -189,11 +189,21 @@ class Point:
         )
 
 
+def has_spot(shape: ShapeSpec, scaling: ScalingSpec | None) -> bool:
+    """Whether a cluster of this shape can hold Spot nodes (task nodes now, or added by managed scaling)."""
+    return shape.task_market == "SPOT" and (shape.task > 0 or scaling is not None)
+
+
 def expand(spec: ExperimentSpec) -> list[Point]:
-    """Every point, grouped so that points sharing a cluster are adjacent, repetitions last."""
+    """Every point, grouped so that points sharing a cluster are adjacent, repetitions last.
+
+    A Spot interruption rate above 0 on a shape that can hold no Spot node would repeat the rate-0 point, so
+    that combination is left out.
+    """
     points = [
         Point(spec.name, workload, records, shape, rate, scaling, rep)
         for shape, rate, scaling in itertools.product(spec.shapes, spec.spot_interruption_rates, spec.scaling)
+        if rate == 0 or has_spot(shape, scaling)
         for rep in range(1, spec.repetitions + 1)
         for workload in spec.workloads
         for records in workload.records

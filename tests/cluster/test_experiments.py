@@ -79,15 +79,17 @@ def rows_workload() -> Iterator[None]:
 def test_points_are_the_cross_product_with_stable_ids() -> None:
     spec = parse_experiment(spec_data(spot_interruption_rates=[0, 10], repetitions=2))
     points = expand(spec)
-    assert len(points) == 2 * 2 * 2 * 2  # sizes x shapes x rates x repetitions
+    # sizes x (small at rate 0 only: it has no Spot node to interrupt + two-task at both rates) x repetitions
+    assert len(points) == 2 * 3 * 2
+    assert {(p.shape.name, p.spot_rate) for p in points} == {("small", 0), ("two-task", 0), ("two-task", 10)}
     assert len({p.id for p in points}) == len(points)
     assert [p.id for p in expand(parse_experiment(spec_data(spot_interruption_rates=[0, 10], repetitions=2)))] == [
         p.id for p in points
     ]
     # repetition 1 first; points sharing a cluster are adjacent
-    assert [p.repetition for p in points] == [1] * 8 + [2] * 8
-    keys = [p.cluster_key for p in points[:8]]
-    assert keys == sorted(keys, key=keys.index) and len(set(keys)) == 4
+    assert [p.repetition for p in points] == [1] * 6 + [2] * 6
+    keys = [p.cluster_key for p in points[:6]]
+    assert keys == sorted(keys, key=keys.index) and len(set(keys)) == 3
     changed = expand(parse_experiment(spec_data(spot_interruption_rates=[0, 10], repetitions=2, seed=1)))
     assert {p.id for p in changed} == {p.id for p in points}  # the seed is not part of what a point is
 
@@ -142,6 +144,17 @@ def test_load_experiment_file_errors(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_experiment(bad)
+
+
+def test_example_experiment_file_is_valid() -> None:
+    """cluster/experiments/examples/task-scaling.yaml, the file the README tells users to run."""
+    spec = load_experiment(HERE.parents[1] / "cluster" / "experiments" / "examples" / "task-scaling.yaml")
+    points = expand(spec)
+    assert (spec.name, spec.results_table) == ("task-scaling", "experiments.runs")
+    assert len(points) == 2 * (5 + 3)  # sizes x (5 shapes at rate 0 + the 3 Spot shapes at rate 6), one repetition
+    assert len({p.id for p in points}) == len(points)
+    assert {(p.shape.task, p.shape.task_market) for p in points} >= {(2, "SPOT"), (2, "ON_DEMAND")}
+    assert {p.spot_rate for p in points} == {0.0, 6.0}
 
 
 # -- results and runs ----------------------------------------------------------------------------------------
