@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
+from catalog.errors import NoSuchDatasetError, NoSuchNamespaceError
 from catalog.settings import PROJECT_ROOT, Settings
 from cluster.api import Cluster
 from cluster.config import ClusterConfig, parse_config
@@ -125,7 +126,8 @@ class Pipeline:
         opts = self.options
         with Lake(self.settings) as lake:
             self.console.print(f"[green]✓[/] catalog at {lake.uri} (database {self.settings.database_url})")
-            landed = [self._land(lake, opts.records, opts.start_date, seed=1)]
+            first_day = self._first_new_day(lake)
+            landed = [self._land(lake, opts.records, first_day, seed=first_day.toordinal())]
             self._crawl(lake)
             config = demo_cluster_config(opts)
             with self._stage(f"cluster {config.name}: 1 master, 1 core, {opts.task_nodes} Spot task node(s) on Ray"):
@@ -134,8 +136,8 @@ class Pipeline:
             result = PipelineResult(f"lake.{TARGET_DATABASE}.{TARGET_TABLE}", cluster.id)
             try:
                 result.runs.append(self._run_job(lake, cluster, landed[-1], "first run"))
-                next_day = opts.start_date + dt.timedelta(days=1)
-                landed.append(self._land(lake, opts.more_records, next_day, seed=2))
+                next_day = first_day + dt.timedelta(days=1)
+                landed.append(self._land(lake, opts.more_records, next_day, seed=next_day.toordinal()))
                 self._crawl(lake)
                 result.runs.append(self._run_job(lake, cluster, landed[-1], "second run (bookmarked: new files only)"))
                 self._query(lake, result)
@@ -145,6 +147,20 @@ class Pipeline:
             result.cost = cluster.cost_report()
             self._show_cost(result.cost, cluster)
         return result
+
+    def _first_new_day(self, lake: Lake) -> dt.date:
+        """``start_date``, or the day after the last one already landed by an earlier run in this lake (so a rerun
+        adds new days, which the bookmarked job then reads alone, rather than rewriting days already processed)."""
+        try:
+            partitions = lake.client.list_partitions(RAW_DATABASE, RAW_TABLE)
+        except (NoSuchDatasetError, NoSuchNamespaceError):
+            return self.options.start_date
+        days = [dt.date.fromisoformat(p.values[0]) for p in partitions if p.values and p.values[0]]
+        if not days:
+            return self.options.start_date
+        following = max(days) + dt.timedelta(days=1)
+        self.console.print(f"  the lake already holds raw logs up to {max(days)}: landing from {following}")
+        return max(following, self.options.start_date)
 
     def _land(self, lake: Lake, records: int, day: dt.date, seed: int) -> int:
         from jobs.datagen import generate_access_logs

@@ -1183,8 +1183,8 @@ def _kinds_json_frame(
         corrupt,
         # null (and cheap) for the lines the fast path read; the UDF is non-deterministic, so the optimizer
         # keeps this projection (no filter pushed below it duplicates the parsing)
-        F.call_udf(KINDS_UDF, corrupt, F.lit(spec)).alias("__kinds"),
-        F.from_json(corrupt, parse_schema, _SPARK_JSON_OPTIONS).alias("__rec"),
+        F.when(corrupt.isNotNull(), F.call_udf(KINDS_UDF, corrupt, F.lit(spec))).alias("__kinds"),
+        F.when(corrupt.isNotNull(), F.from_json(corrupt, parse_schema, _SPARK_JSON_OPTIONS)).alias("__rec"),
     )
     kinds = F.col("__kinds")
     slow = corrupt.isNotNull()
@@ -1206,7 +1206,11 @@ def _kinds_json_frame(
         F.lit("").alias("info"),
         corrupt.alias("record"),
     )
-    columns.append(F.when(bad, error).otherwise(null_error_column()).alias(ERROR_COLUMN))
+    # The partition id is never negative: the term only makes this projection non-deterministic, so the
+    # optimizer neither pushes a filter below it nor inlines its columns (each choice a CASE building a
+    # struct) into every expression that uses them: each value is computed once per record.
+    barrier = F.when(F.spark_partition_id() < F.lit(0), error)
+    columns.append(F.when(bad, error).otherwise(barrier).alias(ERROR_COLUMN))
     return staged.select(*columns)
 
 

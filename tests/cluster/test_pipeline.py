@@ -57,6 +57,17 @@ def test_the_main_pipeline_processes_each_day_once_and_reports(
         errors = list((settings.object_store_root / "lakeforge-demo" / "errors").rglob("*.json"))
         assert errors, "malformed lines and failed casts must become error records"
 
+    # Running the main command again lands the next two days; the bookmarked job reads only them.
+    again = run_demo(settings, Console(file=io.StringIO(), width=160), SMALL)
+    third, fourth = again.runs
+    assert third.added_rows == third.landed_good and fourth.added_rows == fourth.landed_good
+    assert again.rows_by_day == {
+        "2026-11-01": first.added_rows,
+        "2026-11-02": second.added_rows,
+        "2026-11-03": third.added_rows,
+        "2026-11-04": fourth.added_rows,
+    }  # nothing processed twice
+
 
 def test_a_failing_step_stops_the_pipeline_with_its_logs_and_ends_the_cluster(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
