@@ -181,8 +181,12 @@ def running_catalog(settings: Settings) -> Iterator[str]:
         return
     if settings.catalog_uri:
         raise CatalogError(f"no catalog answers at LAKEFORGE_CATALOG_URI={uri}")
-    port = settings.catalog.port if port_free(settings.catalog.host, settings.catalog.port) else 0
-    embedded = settings.model_copy(update={"catalog": settings.catalog.model_copy(update={"port": port})})
-    with CatalogServer(embedded) as server:
+    with embedded_server(settings) as server:
         log.info("serving the catalog at %s for this command", server.uri)
         yield server.uri
+
+
+def embedded_server(settings: Settings) -> CatalogServer:
+    """A server for this process on the configured port, or on a free one when that port is taken (not started)."""
+    port = settings.catalog.port if port_free(settings.catalog.host, settings.catalog.port) else 0
+    return CatalogServer(settings.model_copy(update={"catalog": settings.catalog.model_copy(update={"port": port})}))

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from catalog.client import LakeClient
-from catalog.server import CatalogServer, free_port, is_up, port_free
+from catalog.server import CatalogServer, embedded_server, is_up
 from catalog.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -48,13 +48,7 @@ class Lake:
         if not is_up(uri):
             if not serve or self.settings.catalog_uri:
                 raise ConnectionError(f"no catalog answers at {uri}")
-            port = self.settings.catalog.port
-            if not port_free(self.settings.catalog.host, port):
-                port = free_port(self.settings.catalog.host)
-            embedded = self.settings.model_copy(
-                update={"catalog": self.settings.catalog.model_copy(update={"port": port})}
-            )
-            self._server = CatalogServer(embedded).start()
+            self._server = embedded_server(self.settings).start()
             uri = self._server.uri
             log.info("serving the catalog at %s from this process", uri)
         self.uri = uri
