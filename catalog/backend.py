@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from catalog import db
+from catalog.errors import CommitFailedError
 from catalog.identifiers import Namespace, namespace_to_db
 from catalog.metadata_files import MetadataFiles
 from catalog.settings import Settings
@@ -75,3 +80,26 @@ class Backend:
                 detail=detail,
             )
         )
+
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
+
+
+class LostRace(Exception):
+    """A write transaction found that a concurrent writer changed what it read (it is retried)."""
+
+
+def retrying(settings: Settings, what: str, attempt_once: Callable[[], T]) -> T:
+    """Run a write transaction, retrying it (with jittered backoff) when a concurrent writer got there first;
+    CommitFailedError after ``commit_retries`` retries."""
+    attempts = settings.catalog.commit_retries + 1
+    for attempt in range(attempts):
+        try:
+            return attempt_once()
+        except (LostRace, IntegrityError, OperationalError) as exc:
+            if attempt == attempts - 1:
+                raise CommitFailedError(f"{what} failed: changed concurrently ({attempts} attempts); retry") from exc
+            _log.info("%s lost a race (attempt %d): %s", what, attempt + 1, exc)
+            time.sleep(random.uniform(0.002, 0.01) * (2**attempt))
+    raise AssertionError("unreachable")

@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-import random
 import re
-import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
@@ -53,14 +51,12 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field
 from pyiceberg.table.metadata import TableMetadata
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from catalog import db
-from catalog.backend import Backend, now_ms
+from catalog.backend import Backend, LostRace, now_ms, retrying
 from catalog.errors import (
     BookmarkVersionMismatchError,
     CatalogError,
-    CommitFailedError,
     JobRunConflictError,
     NoSuchBookmarkError,
     NoSuchJobRunError,
@@ -336,10 +332,6 @@ class RunStart:
         )
 
 
-class _LostRace(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class _Refused:
     """A commit refused after the run was marked failed (raised once that transaction committed)."""
@@ -481,7 +473,7 @@ class Bookmarks:
             update(t).where(and_(self._job_where(t, job), t.c.version == current["version"])).values(**values)
         )
         if result.rowcount != 1:
-            raise _LostRace(job)
+            raise LostRace(job)
         conn.execute(
             insert(db.bookmark_versions).values(
                 catalog_name=self.b.name,
@@ -500,19 +492,7 @@ class Bookmarks:
         return self._bookmark(row)
 
     def _retrying(self, what: str, attempt_once: Callable[[], T]) -> T:
-        """Run a write transaction, retrying it when a concurrent writer got in the way."""
-        attempts = self.b.settings.catalog.commit_retries + 1
-        for attempt in range(attempts):
-            try:
-                return attempt_once()
-            except (_LostRace, IntegrityError, OperationalError) as exc:
-                if attempt == attempts - 1:
-                    raise CommitFailedError(
-                        f"{what} failed: changed concurrently ({attempts} attempts); retry"
-                    ) from exc
-                log.info("%s lost a race (attempt %d): %s", what, attempt + 1, exc)
-                time.sleep(random.uniform(0.002, 0.01) * (2**attempt))
-        raise AssertionError("unreachable")
+        return retrying(self.b.settings, what, attempt_once)
 
     # -- bookmarks ---------------------------------------------------------------------------------------
     def get(self, job: str) -> Bookmark:

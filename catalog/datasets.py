@@ -30,9 +30,7 @@ import binascii
 import builtins
 import json
 import logging
-import random
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -61,13 +59,11 @@ from pyiceberg.types import (
 )
 from pyparsing import ParseBaseException
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from catalog import db
-from catalog.backend import Backend, now_ms
+from catalog.backend import Backend, LostRace, now_ms, retrying
 from catalog.errors import (
     AlreadyExistsError,
-    CommitFailedError,
     NoSuchDatasetError,
     NoSuchNamespaceError,
     NotFoundError,
@@ -702,10 +698,6 @@ class PartitionPredicate:
 
 
 # -- the service ---------------------------------------------------------------------------------------
-class _LostRace(Exception):
-    pass
-
-
 class Datasets:
     """The raw datasets of one catalog, their versions and partitions."""
 
@@ -762,19 +754,7 @@ class Datasets:
             raise AlreadyExistsError(f"{kind} with same name already exists: {ident}")
 
     def _retrying(self, what: str, attempt_once: Callable[[], T]) -> T:
-        """Run a write transaction, retrying it when a concurrent writer got there first."""
-        attempts = self.b.settings.catalog.commit_retries + 1
-        for attempt in range(attempts):
-            try:
-                return attempt_once()
-            except (_LostRace, IntegrityError, OperationalError) as exc:
-                if attempt == attempts - 1:
-                    raise CommitFailedError(
-                        f"{what} failed: changed concurrently ({attempts} attempts); retry"
-                    ) from exc
-                log.info("%s lost a race (attempt %d): %s", what, attempt + 1, exc)
-                time.sleep(random.uniform(0.002, 0.01) * (2**attempt))
-        raise AssertionError("unreachable")
+        return retrying(self.b.settings, what, attempt_once)
 
     def _insert_new(
         self, conn: Connection, ident: DatasetIdent, definition: DatasetDefinition, principal: str
@@ -838,7 +818,7 @@ class Datasets:
                     .values(version=version, updated_ms=ts, definition=body)
                 )
                 if result.rowcount != 1:
-                    raise _LostRace(str(ident))
+                    raise LostRace(str(ident))
                 conn.execute(
                     insert(db.raw_dataset_versions).values(
                         catalog_name=self.b.name,
